@@ -1,0 +1,40 @@
+# Set-up and everyday commands. `make run` and `make test` install whatever is missing first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+# Torch and torchvision are pinned to builds that pip takes from this machine kind's local disk
+# (see ../shared/design.md, section 6); an unpinned `torch` would download several GB.
+ifeq ($(shell uname -m),aarch64)
+TORCH_PINS := torch==2.9.1 torchvision==0.24.1
+else
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+endif
+
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-slow clean
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH_PINS)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Train the default experiment (DCGAN + SN discriminator, hinge loss, mnist5k, CPU-sized).
+run: $(STAMP)
+	$(VENV)/bin/spectral-gan-train $(ARGS)
+
+## Fast tests (a few minutes on 2 CPU cores). pytest's exit code 5 (nothing collected) is an error here.
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+## Longer tests (real training runs of minutes).
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

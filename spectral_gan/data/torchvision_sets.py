@@ -1,0 +1,107 @@
+"""torchvision datasets (cifar10, stl10, mnist, fashion_mnist, celeba) as GAN DataModules.
+
+``data.root`` holds the files; ``data.download=true`` fetches them where the internet is
+reachable. Offline, a missing dataset fails before training with the directory and the files
+torchvision expects there (derived from torchvision's own class attributes).
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import torch
+import torchvision.datasets as tvd
+import torchvision.transforms as T
+from torch.utils.data import DataLoader, Dataset
+
+from spectral_gan.data.base import GANDataModule
+from spectral_gan.errors import DatasetNotFoundError
+
+
+def _strip_gz(name: str) -> str:
+    return name[:-3] if name.endswith(".gz") else name
+
+
+def expected_files(name: str, root: str) -> tuple[str, list[str]]:
+    """(directory, file names) that torchvision looks for under ``root``."""
+    if name == "cifar10":
+        cls = tvd.CIFAR10
+        return (os.path.join(root, cls.base_folder),
+                [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]])
+    if name == "stl10":
+        cls = tvd.STL10
+        return os.path.join(root, cls.base_folder), [f for f, _ in cls.train_list + cls.test_list]
+    if name in ("mnist", "fashion_mnist"):
+        cls = tvd.MNIST if name == "mnist" else tvd.FashionMNIST
+        return os.path.join(root, cls.__name__, "raw"), [_strip_gz(f) for f, _ in cls.resources]
+    if name == "celeba":
+        cls = tvd.CelebA
+        files = [f for _, _, f in cls.file_list if not f.endswith(".zip")]
+        return os.path.join(root, cls.base_folder), ["img_align_celeba/ (the extracted images)"] + files
+    raise ValueError(name)
+
+
+class ImagesOnly(Dataset):
+    """Drops labels: a GAN trains on images alone."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.dataset[i][0]
+
+
+class TorchvisionDataModule(GANDataModule):
+    """One torchvision dataset, center-cropped and resized to ``image_size``, in [-1, 1]."""
+
+    NAMES = ("cifar10", "stl10", "mnist", "fashion_mnist", "celeba")
+    CHANNELS = {"cifar10": 3, "stl10": 3, "mnist": 1, "fashion_mnist": 1, "celeba": 3}
+
+    def __init__(self, name: str, root: str = "data", split: str = "train", image_size: int = 32,
+                 download: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if name not in self.NAMES:
+            raise ValueError(f"unknown torchvision dataset {name!r}; valid: {', '.join(self.NAMES)}")
+        self.name, self.root, self.split, self.download = name, str(root), split, download
+        self.image_size = image_size
+        self.shape = (self.CHANNELS[name], image_size, image_size)
+        self._dataset: Dataset | None = None
+
+    def _transform(self) -> Callable:
+        c = self.shape[0]
+        return T.Compose([T.Resize(self.image_size), T.CenterCrop(self.image_size), T.ToTensor(),
+                          T.Normalize([0.5] * c, [0.5] * c)])
+
+    def _construct(self) -> Dataset:
+        kw = dict(root=self.root, transform=self._transform(), download=self.download)
+        if self.name == "cifar10":
+            return tvd.CIFAR10(train=self.split == "train", **kw)
+        if self.name == "stl10":
+            return tvd.STL10(split=self.split, **kw)
+        if self.name in ("mnist", "fashion_mnist"):
+            cls = tvd.MNIST if self.name == "mnist" else tvd.FashionMNIST
+            return cls(train=self.split == "train", **kw)
+        return tvd.CelebA(split=self.split, target_type=[], **kw)
+
+    def check_available(self) -> None:
+        if self._dataset is not None:
+            return
+        try:
+            self._dataset = self._construct()
+        except (RuntimeError, OSError) as err:  # torchvision: "Dataset not found"; offline: URLError
+            folder, files = expected_files(self.name, self.root)
+            how = ("the download failed" if self.download
+                   else "set data.download=true where the internet is reachable, or")
+            raise DatasetNotFoundError(
+                f"data={self.name}: dataset not found under {os.path.abspath(self.root)} "
+                f"({type(err).__name__}: {err}). Expected in {os.path.abspath(folder)}: "
+                f"{', '.join(files)}. To fix: {how} place those files there "
+                f"(or point data.root at the folder that holds them)."
+            ) from None
+
+    def train_dataloader(self) -> DataLoader:
+        self.check_available()
+        return self._loader(ImagesOnly(self._dataset))

@@ -1,0 +1,9 @@
+"""Errors that the entry points turn into one clear sentence and a non-zero exit."""
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot work: the message says what was wrong and what to do."""
+
+
+class DatasetNotFoundError(ConfigError):
+    """A dataset whose files are not where the config says; the message names path and files."""

@@ -1,0 +1,45 @@
+"""Shape checks and weight initialization shared by the model families."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from torch import nn
+
+from spectral_gan.errors import ConfigError
+
+INITS = ("default", "normal_0.02", "xavier", "orthogonal")
+
+
+def image_shape(model: str, shape: Sequence[int], sizes: Sequence[int]) -> tuple[int, int]:
+    """(channels, size) of a square image shape that ``model`` can build, else a ConfigError."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 3 or shape[1] != shape[2] or shape[1] not in sizes:
+        supported = ", ".join(str(s) for s in sizes)
+        raise ConfigError(
+            f"{model} builds square images of {supported} px, but the data gives shape "
+            f"{list(shape)}; set data.image_size to one of {supported}"
+            + (" or use generator=mlp discriminator=mlp for 2-D data" if len(shape) == 1 else "")
+        )
+    return shape[0], shape[1]
+
+
+def initialize(layer: nn.Module, scheme: str) -> nn.Module:
+    """Initialize a Linear/Conv weight in place (before any normalization is applied).
+
+    ``normal_0.02`` is the DCGAN initialization that the BSN paper uses with the SN-paper CNN;
+    ``default`` keeps PyTorch's.
+    """
+    if scheme not in INITS:
+        raise ConfigError(f"unknown init {scheme!r}; valid options are: {', '.join(INITS)}")
+    weight = getattr(layer, "weight", None)
+    if scheme == "default" or weight is None:
+        return layer
+    if scheme == "normal_0.02":
+        nn.init.normal_(weight, 0.0, 0.02)
+    elif scheme == "xavier":
+        nn.init.xavier_uniform_(weight)
+    elif scheme == "orthogonal":
+        nn.init.orthogonal_(weight)
+    if getattr(layer, "bias", None) is not None:
+        nn.init.zeros_(layer.bias)
+    return layer

@@ -1,0 +1,65 @@
+"""The SN paper's standard CNN (Miyato et al., ICLR 2018, Table 3), for 32, 48 and 64 px.
+
+Generator: z -> dense (M_g x M_g x 8ch) -> 3 x [4x4 stride-2 deconv, BN, ReLU] halving channels
+-> 3x3 conv to image channels -> tanh, with M_g = size / 8 (4 for 32 px, 6 for STL's 48 px).
+Discriminator: conv3x3 ch, conv4x4/2 ch, conv3x3 2ch, conv4x4/2 2ch, conv3x3 4ch, conv4x4/2 4ch,
+conv3x3 8ch, each followed by leaky ReLU (slope 0.1), then dense -> 1. ``ch=64`` is the paper.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from spectral_gan.models.common import image_shape, initialize
+from spectral_gan.norms import IDENTITY, NormHook
+
+SIZES = (32, 48, 64)
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, shape: Sequence[int], z_dim: int = 128, ch: int = 64,
+                 init: str = "default") -> None:
+        super().__init__()
+        channels, size = image_shape("dcgan", shape, SIZES)
+        self.z_dim = z_dim
+        self.bottom = size // 8
+        top = 8 * ch
+        self.dense = initialize(nn.Linear(z_dim, self.bottom * self.bottom * top), init)
+        layers: list[nn.Module] = [nn.BatchNorm2d(top), nn.ReLU(inplace=True)]
+        c = top
+        for _ in range(3):
+            layers += [initialize(nn.ConvTranspose2d(c, c // 2, 4, 2, 1), init),
+                       nn.BatchNorm2d(c // 2), nn.ReLU(inplace=True)]
+            c //= 2
+        layers += [initialize(nn.Conv2d(c, channels, 3, 1, 1), init), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.top = top
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.dense(z).view(z.shape[0], self.top, self.bottom, self.bottom)
+        return self.net(h)
+
+
+class DCGANDiscriminator(nn.Module):
+    def __init__(self, shape: Sequence[int], ch: int = 64, norm: NormHook = IDENTITY,
+                 negative_slope: float = 0.1, init: str = "default") -> None:
+        super().__init__()
+        channels, size = image_shape("dcgan", shape, SIZES)
+        # (out channels, kernel, stride) as in the paper's Table 3(b).
+        spec = [(ch, 3, 1), (ch, 4, 2), (2 * ch, 3, 1), (2 * ch, 4, 2),
+                (4 * ch, 3, 1), (4 * ch, 4, 2), (8 * ch, 3, 1)]
+        layers: list[nn.Module] = []
+        c = channels
+        for i, (out, k, s) in enumerate(spec):
+            layers.append(norm.wrap(initialize(nn.Conv2d(c, out, k, s, (k - 1) // 2), init), f"conv{i}"))
+            if i > 0:  # feature norm after hidden convs, not the first (DCGAN, SN paper's BN)
+                layers.append(norm.feature_norm(out, dims=2))
+            layers.append(nn.LeakyReLU(negative_slope))
+            c = out
+        self.features = nn.Sequential(*layers)
+        self.head = norm.wrap(initialize(nn.Linear(c * (size // 8) ** 2, 1), init), "dense")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).flatten(1)).squeeze(1)

@@ -1,0 +1,114 @@
+"""SNGAN ResNet generator and discriminator (Miyato et al., ICLR 2018, Appendix B, Table 4).
+
+Sizes and channel schedules (``ch=None`` takes the paper's width):
+- 32 px (CIFAR-10): G dense 4x4x256, 3 up-blocks of 256; D 2 down-blocks and 2 blocks of 128.
+- 48 px (STL-10): G dense 6x6x512, up-blocks 256, 128, 64; D down-blocks 64, 128, 256, 512,
+  then a block of 1024.
+- 64 px: G dense 4x4x1024, up-blocks 512, 256, 128, 64; D down-blocks 64 ... 1024.
+G block: BN, ReLU, nearest 2x upsample, conv3x3, BN, ReLU, conv3x3; shortcut upsample, conv1x1.
+D block: ReLU, conv3x3, ReLU, conv3x3, avgpool; shortcut conv1x1, avgpool. The first D block is
+the "optimized" one (conv, ReLU, conv, pool; shortcut pool, conv1x1). D ends with ReLU, global
+sum pooling and a dense layer.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spectral_gan.models.common import image_shape, initialize
+from spectral_gan.norms import IDENTITY, NormHook
+
+SIZES = (32, 48, 64)
+# size -> (default ch, bottom resolution, block output channels as multiples of ch)
+G_SCHEDULE = {32: (256, 4, [1, 1, 1, 1]), 48: (64, 6, [8, 4, 2, 1]), 64: (64, 4, [16, 8, 4, 2, 1])}
+# size -> (default ch, block output channels as multiples of ch, downsample flags)
+D_SCHEDULE = {32: (128, [1, 1, 1, 1], [True, True, False, False]),
+              48: (64, [1, 2, 4, 8, 16], [True, True, True, True, False]),
+              64: (64, [1, 2, 4, 8, 16], [True, True, True, True, True])}
+
+
+class GBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, init: str) -> None:
+        super().__init__()
+        self.bn1, self.bn2 = nn.BatchNorm2d(cin), nn.BatchNorm2d(cout)
+        self.conv1 = initialize(nn.Conv2d(cin, cout, 3, 1, 1), init)
+        self.conv2 = initialize(nn.Conv2d(cout, cout, 3, 1, 1), init)
+        self.shortcut = initialize(nn.Conv2d(cin, cout, 1), init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2, mode="nearest")
+        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+        return h + self.shortcut(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class ResNetGenerator(nn.Module):
+    def __init__(self, shape: Sequence[int], z_dim: int = 128, ch: int | None = None,
+                 init: str = "default") -> None:
+        super().__init__()
+        channels, size = image_shape("resnet", shape, SIZES)
+        default_ch, self.bottom, mults = G_SCHEDULE[size]
+        ch = ch or default_ch
+        widths = [m * ch for m in mults]
+        self.z_dim = z_dim
+        self.top = widths[0]
+        self.dense = initialize(nn.Linear(z_dim, self.bottom * self.bottom * self.top), init)
+        self.blocks = nn.Sequential(*(GBlock(a, b, init) for a, b in zip(widths[:-1], widths[1:])))
+        self.out = nn.Sequential(nn.BatchNorm2d(widths[-1]), nn.ReLU(),
+                                 initialize(nn.Conv2d(widths[-1], channels, 3, 1, 1), init), nn.Tanh())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.dense(z).view(z.shape[0], self.top, self.bottom, self.bottom)
+        return self.out(self.blocks(h))
+
+
+class DBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, down: bool, optimized: bool, norm: NormHook,
+                 init: str, name: str) -> None:
+        super().__init__()
+        self.down, self.optimized = down, optimized
+        self.conv1 = norm.wrap(initialize(nn.Conv2d(cin, cout, 3, 1, 1), init), f"{name}.conv1")
+        self.conv2 = norm.wrap(initialize(nn.Conv2d(cout, cout, 3, 1, 1), init), f"{name}.conv2")
+        # Feature norm sits before each activation, except in the first block (as for the CNN).
+        self.norm1 = nn.Identity() if optimized else norm.feature_norm(cin, dims=2)
+        self.norm2 = nn.Identity() if optimized else norm.feature_norm(cout, dims=2)
+        self.learnable_sc = cin != cout or down
+        if self.learnable_sc:
+            self.shortcut = norm.wrap(initialize(nn.Conv2d(cin, cout, 1), init), f"{name}.shortcut")
+
+    def _residual(self, x: torch.Tensor) -> torch.Tensor:
+        h = x if self.optimized else F.relu(self.norm1(x))
+        h = self.conv2(F.relu(self.norm2(self.conv1(h))))
+        return F.avg_pool2d(h, 2) if self.down else h
+
+    def _skip(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.learnable_sc:
+            return x
+        if self.optimized:  # pool first: cheaper, and the paper's optimized block does so
+            return self.shortcut(F.avg_pool2d(x, 2))
+        h = self.shortcut(x)
+        return F.avg_pool2d(h, 2) if self.down else h
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._residual(x) + self._skip(x)
+
+
+class ResNetDiscriminator(nn.Module):
+    def __init__(self, shape: Sequence[int], ch: int | None = None, norm: NormHook = IDENTITY,
+                 init: str = "default") -> None:
+        super().__init__()
+        channels, size = image_shape("resnet", shape, SIZES)
+        default_ch, mults, downs = D_SCHEDULE[size]
+        ch = ch or default_ch
+        blocks, cin = [], channels
+        for i, (m, down) in enumerate(zip(mults, downs)):
+            blocks.append(DBlock(cin, m * ch, down, i == 0, norm, init, f"block{i}"))
+            cin = m * ch
+        self.blocks = nn.Sequential(*blocks)
+        self.head = norm.wrap(initialize(nn.Linear(cin, 1), init), "dense")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.blocks(x)).sum(dim=(2, 3))  # global sum pooling
+        return self.head(h).squeeze(1)

@@ -1,0 +1,29 @@
+"""Discriminator normalizations, usable on any ``nn.Module`` without Hydra or Lightning.
+
+Each weight normalization lives in its own file and registers itself by name; importing it here
+makes it available to configs (``norm.weight=<name>``).
+"""
+from spectral_gan.norms import feature  # noqa: F401  (registers feature norms)
+from spectral_gan.norms.hook import IDENTITY, NormHook
+from spectral_gan.norms.power_iteration import PowerIteration, power_iteration_paused, power_iterations
+from spectral_gan.norms.registry import (
+    FEATURE_NORMS,
+    WEIGHT_NORMS,
+    register_feature_norm,
+    register_weight_norm,
+)
+from spectral_gan.norms.spectral import SpectralNorm, spectral_norm
+
+__all__ = [
+    "FEATURE_NORMS",
+    "IDENTITY",
+    "NormHook",
+    "PowerIteration",
+    "SpectralNorm",
+    "WEIGHT_NORMS",
+    "power_iteration_paused",
+    "power_iterations",
+    "register_feature_norm",
+    "register_weight_norm",
+    "spectral_norm",
+]

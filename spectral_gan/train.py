@@ -1,0 +1,115 @@
+"""spectral-gan-train: compose data, generator, discriminator (with its norm), loss, and train.
+
+A thin Hydra entry point; everything it builds comes from configs/ by ``_target_``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from spectral_gan import config_resolvers
+from spectral_gan.errors import ConfigError
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+HPARAM_GROUPS = ("data", "generator", "discriminator", "norm", "loss", "optimizer")
+HPARAM_KEYS = ("steps", "n_dis", "batch_size", "seed", "ema")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Reject settings that cannot train, before anything is built."""
+    for key in ("steps", "n_dis", "batch_size"):
+        if int(cfg[key]) < 1:
+            raise ConfigError(f"{key} must be a positive integer, got {cfg[key]}")
+    for key in ("log_every", "sample_every", "checkpoint_every"):
+        if int(cfg[key]) < 1:
+            raise ConfigError(f"{key} must be a positive number of generator steps, got {cfg[key]}")
+
+
+def _strip_targets(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip_targets(v) for k, v in node.items() if not str(k).startswith("_")}
+    return node
+
+
+def hparams_of(cfg: DictConfig) -> dict[str, Any]:
+    """What the TensorBoard HParams view shows: group choices and their settings."""
+    params: dict[str, Any] = {}
+    if HydraConfig.initialized():
+        choices = HydraConfig.get().runtime.choices
+        params["choice"] = {g: choices.get(g) for g in HPARAM_GROUPS + ("experiment",)}
+    container = OmegaConf.to_container(cfg, resolve=True)
+    for key in HPARAM_GROUPS + HPARAM_KEYS:
+        params[key] = _strip_targets(container.get(key))
+    return params
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Build everything from ``cfg`` and fit. Returns the run's paths and final step."""
+    validate(cfg)
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    datamodule.check_available()
+    generator = instantiate(cfg.generator, shape=datamodule.shape)
+    discriminator = instantiate(cfg.discriminator, shape=datamodule.shape, norm=instantiate(cfg.norm))
+    module = instantiate(
+        cfg.module,
+        generator=generator,
+        discriminator=discriminator,
+        loss=instantiate(cfg.loss),
+        g_optimizer=instantiate(cfg.optimizer.g),
+        d_optimizer=instantiate(cfg.optimizer.d),
+        reference_points=getattr(datamodule, "modes", None),
+        hparams=hparams_of(cfg),
+    )
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    run_dir = cfg.paths.run_dir
+    return {
+        "run_dir": run_dir,
+        "gen_step": module.gen_step,
+        "checkpoint": os.path.join(run_dir, "checkpoints", "last.ckpt"),
+        "samples": os.path.join(run_dir, "samples", f"step_{module.gen_step:06d}.png"),
+        "trainer": trainer,
+        "module": module,
+    }
+
+
+def _report(result: dict[str, Any]) -> None:
+    if not result["trainer"].is_global_zero:
+        return
+    run_dir = result["run_dir"]
+    print(f"\nTrained {result['gen_step']} generator steps. Run directory: {run_dir}")
+    if os.path.exists(result["samples"]):
+        print(f"  final samples: {result['samples']}")
+    print(f"  checkpoint:    {result['checkpoint']}")
+    print(f"  TensorBoard:   tensorboard --logdir {os.path.dirname(os.path.dirname(run_dir)) or run_dir}")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def _main(cfg: DictConfig) -> None:
+    # Hydra restores its saved resolver table before the job runs (hydra.core.singleton), which
+    # drops resolvers registered at import time in some launch paths: register again here.
+    config_resolvers.register()
+    try:
+        result = train(cfg)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    _report(result)
+
+
+def main() -> None:
+    _main()
+
+
+if __name__ == "__main__":
+    main()
