@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml Makefile
 
 ## Train the default experiment (DCGAN + SN discriminator, hinge loss, mnist5k, CPU-sized).
 run: $(STAMP)
-	$(VENV)/bin/spectral-gan-train $(ARGS)
+	$(VENV)/bin/spectral-gan-train experiment=mnist5k_sn $(ARGS)
 
 ## Fast tests (a few minutes on 2 CPU cores). pytest's exit code 5 (nothing collected) is an error here.
 test: $(STAMP)

@@ -44,9 +44,10 @@ def hparams_of(cfg: DictConfig) -> dict[str, Any]:
     if HydraConfig.initialized():
         choices = HydraConfig.get().runtime.choices
         params["choice"] = {g: choices.get(g) for g in HPARAM_GROUPS + ("experiment",)}
-    container = OmegaConf.to_container(cfg, resolve=True)
     for key in HPARAM_GROUPS + HPARAM_KEYS:
-        params[key] = _strip_targets(container.get(key))
+        node = cfg.get(key)
+        params[key] = _strip_targets(OmegaConf.to_container(node, resolve=True)
+                                     if OmegaConf.is_config(node) else node)
     return params
 
 
@@ -91,7 +92,7 @@ def _report(result: dict[str, Any]) -> None:
     if os.path.exists(result["samples"]):
         print(f"  final samples: {result['samples']}")
     print(f"  checkpoint:    {result['checkpoint']}")
-    print(f"  TensorBoard:   tensorboard --logdir {os.path.dirname(os.path.dirname(run_dir)) or run_dir}")
+    print(f"  TensorBoard:   tensorboard --logdir {os.path.dirname(os.path.abspath(run_dir))}")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

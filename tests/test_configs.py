@@ -1,0 +1,84 @@
+"""Configs are code: every sensible combination composes and instantiates."""
+from __future__ import annotations
+
+import itertools
+import pytest
+from hydra.utils import instantiate
+
+from spectral_gan.losses import AdversarialLoss
+from spectral_gan.norms import NormHook
+from tests.conftest import REPO
+
+GROUP = lambda g: sorted(p.stem for p in (REPO / "configs" / g).glob("*.yaml"))  # noqa: E731
+IMAGE_DATA = [d for d in GROUP("data") if d not in ("ring", "grid")]
+POINT_DATA = ["ring", "grid"]
+
+
+def combos():
+    for data in IMAGE_DATA:
+        for arch in ("dcgan", "resnet", "mlp"):
+            yield data, arch
+    for data in POINT_DATA:
+        yield data, "mlp"
+
+
+def test_groups_have_the_options_the_issue_names():
+    assert set(GROUP("norm")) >= {"none", "sn", "bn"}
+    assert set(GROUP("loss")) == {"hinge", "ns", "wgan", "lsgan"}
+    assert set(GROUP("trainer")) >= {"cpu", "gpu", "ddp"}
+    assert set(GROUP("logger")) >= {"tensorboard", "csv"}
+    assert set(GROUP("data")) >= {"mnist5k", "digits", "ring", "grid", "cifar10", "stl10", "mnist",
+                                  "fashion_mnist", "celeba", "image_folder"}
+
+
+@pytest.mark.parametrize("data,arch", list(combos()))
+def test_every_sensible_combination_composes(cfg_factory, data, arch):
+    for norm, loss in itertools.product(GROUP("norm"), GROUP("loss")):
+        overrides = [f"data={data}", f"generator={arch}", f"discriminator={arch}",
+                     f"norm={norm}", f"loss={loss}"]
+        if data == "image_folder":
+            overrides.append("data.root=/some/folder")
+        cfg = cfg_factory(*overrides)
+        assert cfg.norm.weight in ("none", "sn") and cfg.loss.name == loss
+        assert cfg.trainer.max_steps == cfg.steps * (cfg.n_dis + 1)
+        assert isinstance(instantiate(cfg.norm), NormHook)
+        assert isinstance(instantiate(cfg.loss), AdversarialLoss)
+
+
+@pytest.mark.parametrize("data,arch", [("mnist5k", "dcgan"), ("mnist5k", "resnet"), ("ring", "mlp"),
+                                       ("cifar10", "dcgan"), ("stl10", "resnet"), ("celeba", "dcgan")])
+def test_models_instantiate_for_the_data_shape(cfg_factory, data, arch):
+    cfg = cfg_factory(f"data={data}", f"generator={arch}", f"discriminator={arch}",
+                      f"generator.{'hidden' if arch == 'mlp' else 'ch'}=8",
+                      f"discriminator.{'hidden' if arch == 'mlp' else 'ch'}=8")
+    dm = instantiate(cfg.data)  # constructing a DataModule touches no files
+    g = instantiate(cfg.generator, shape=dm.shape)
+    d = instantiate(cfg.discriminator, shape=dm.shape, norm=instantiate(cfg.norm))
+    import torch
+    assert d(g(torch.randn(2, g.z_dim))).shape == (2,)
+
+
+@pytest.mark.parametrize("name", GROUP("experiment"))
+def test_every_experiment_composes(cfg_factory, name):
+    cfg = cfg_factory(f"experiment={name}")
+    assert cfg.steps > 0
+
+
+def test_experiment_overrides_the_root_config(cfg_factory):
+    cfg = cfg_factory("experiment=ring_sn")
+    assert cfg.steps == 2000 and cfg.ema.decay == 0.0 and cfg.data.std == 0.01
+    cfg = cfg_factory("experiment=mnist5k_sn")
+    assert cfg.generator.ch == 32 and cfg.norm.weight == "sn" and cfg.loss.name == "hinge"
+
+
+def test_command_line_beats_experiment(cfg_factory):
+    cfg = cfg_factory("experiment=mnist5k_sn", "steps=7", "norm=bn")
+    assert cfg.steps == 7 and cfg.norm.feature == "batch"
+
+
+def test_optimizer_defaults_are_the_sn_paper_setting(cfg_factory):
+    cfg = cfg_factory()
+    opt = instantiate(cfg.optimizer.d)
+    import torch
+    adam = opt([torch.nn.Parameter(torch.zeros(1))])
+    assert adam.defaults["lr"] == 2e-4 and tuple(adam.defaults["betas"]) == (0.5, 0.999)

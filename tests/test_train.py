@@ -1,0 +1,149 @@
+"""Training through the real path: compose -> train() -> Lightning, and the CLI."""
+from __future__ import annotations
+
+import glob
+import math
+import os
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from spectral_gan.norms import PowerIteration
+from spectral_gan.train import train
+from tests.conftest import run_cli
+
+RING = ["data=ring", "generator=mlp", "discriminator=mlp", "batch_size=32"]
+TINY_IMAGES = ["data=digits", "batch_size=8", "generator.ch=8", "discriminator.ch=8"]
+
+
+def scalars(run_dir: str) -> dict[str, list[tuple[int, float]]]:
+    acc = EventAccumulator(os.path.join(run_dir, "tb"), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+@pytest.mark.parametrize("loss", ["hinge", "ns", "wgan", "lsgan"])
+def test_each_loss_trains_on_ring(cfg_factory, tmp_path, loss):
+    result = train(cfg_factory(*RING, f"loss={loss}", "norm=sn", "steps=6"))
+    assert result["gen_step"] == 6
+    logged = scalars(str(tmp_path))
+    for tag in ("loss/d", "loss/g", "d/real", "d/fake", "lr/d", "lr/g"):
+        steps = [s for s, _ in logged[tag]]
+        assert steps == [1, 2, 3, 4, 5, 6], tag  # x-axis is the generator step
+        assert all(math.isfinite(v) for _, v in logged[tag])
+    assert logged["lr/g"][0][1] == pytest.approx(2e-4)
+    assert os.path.exists(tmp_path / "checkpoints" / "last.ckpt")
+    assert os.path.exists(tmp_path / "samples" / "step_000006.png")
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "resnet"])
+@pytest.mark.parametrize("norm", ["sn", "bn", "none"])
+def test_image_architectures_train(cfg_factory, tmp_path, arch, norm):
+    cfg = cfg_factory(*TINY_IMAGES, f"generator={arch}", f"discriminator={arch}", f"norm={norm}",
+                      "steps=2", "n_dis=2")
+    result = train(cfg)
+    assert result["gen_step"] == 2
+    assert result["trainer"].global_step == 6  # (n_dis + 1) optimizer steps per generator step
+    acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0})
+    acc.Reload()
+    assert "samples" in acc.Tags()["images"]
+
+
+def test_one_power_iteration_per_discriminator_update(cfg_factory, monkeypatch):
+    cfg = cfg_factory(*TINY_IMAGES, "norm=sn", "steps=3", "n_dis=2")
+    counts: dict[int, int] = {}
+    original = PowerIteration.step
+
+    def counting(self, matrix, n):
+        counts[id(self)] = counts.get(id(self), 0) + n
+        return original(self, matrix, n)
+
+    result = None
+    # Count only during training: construction runs warm-up iterations.
+    monkeypatch.setattr("spectral_gan.module.GAN.on_train_start",
+                        lambda self: (counts.clear(), monkeypatch.setattr(PowerIteration, "step", counting)))
+    result = train(cfg)
+    module = result["module"]
+    layers = [m for m in module.D.modules() if isinstance(m, PowerIteration)]
+    assert len(layers) == 8  # 7 convs + dense
+    # 3 generator steps x n_dis=2 discriminator updates, each with 2 D forwards (real, fake):
+    # exactly one iteration per update, none in the generator update.
+    assert [counts.get(id(p), 0) for p in layers] == [6] * 8
+
+
+def test_generator_step_leaves_power_iteration_alone(cfg_factory):
+    cfg = cfg_factory(*TINY_IMAGES, "norm=sn", "steps=1")
+    from hydra.utils import instantiate
+    from torch.nn.utils import parametrize
+
+    from spectral_gan.norms import power_iteration_paused
+
+    d = instantiate(cfg.discriminator, shape=(1, 32, 32), norm=instantiate(cfg.norm))
+    before = [p.u.clone() for p in d.modules() if isinstance(p, PowerIteration)]
+    with power_iteration_paused(d), parametrize.cached():
+        d(torch.randn(2, 1, 32, 32)).sum().backward()
+    after = [p.u for p in d.modules() if isinstance(p, PowerIteration)]
+    assert all(torch.equal(a, b) for a, b in zip(before, after))
+
+
+def test_resume_continues_step_count_and_logging(cfg_factory, tmp_path):
+    first = train(cfg_factory(*RING, "steps=4", "checkpoint_every=2"))
+    ckpt = first["checkpoint"]
+    assert first["gen_step"] == 4 and os.path.exists(ckpt)
+    state = torch.load(ckpt, weights_only=False)
+    assert state["global_step"] == 8
+    resumed = train(cfg_factory(*RING, "steps=7", f"ckpt_path={ckpt}"))
+    assert resumed["gen_step"] == 7
+    steps = [s for s, _ in scalars(str(tmp_path))["loss/d"]]
+    assert steps[-3:] == [5, 6, 7]  # same TensorBoard run, continued at the right step
+    names = sorted(os.path.basename(p) for p in glob.glob(str(tmp_path / "checkpoints" / "*.ckpt")))
+    assert "gen_step=000002.ckpt" in names and "gen_step=000004.ckpt" in names and "gen_step=000006.ckpt" in names
+
+
+def test_ema_generator_used_for_samples(cfg_factory):
+    result = train(cfg_factory(*RING, "steps=4", "ema.decay=0.5", "ema.start=1"))
+    module = result["module"]
+    assert module.G_ema.n_averaged.item() == 3
+    assert module.sampler is module.G_ema.module
+    ema_w = next(module.G_ema.module.parameters())
+    assert not torch.equal(ema_w, next(module.G.parameters()))
+
+
+def test_ema_disabled(cfg_factory):
+    module = train(cfg_factory(*RING, "steps=2", "ema.decay=0"))["module"]
+    assert module.G_ema is None and module.sampler is module.G
+
+
+def test_hparams_and_csv_logger(cfg_factory, tmp_path):
+    train(cfg_factory(*RING, "steps=2", "logger=csv"))
+    metrics = (tmp_path / "csv" / "metrics.csv").read_text()
+    assert "loss/d" in metrics.splitlines()[0]
+    hparams = (tmp_path / "csv" / "hparams.yaml").read_text()
+    assert "n_dis: 1" in hparams and "weight: sn" in hparams
+
+
+@pytest.mark.parametrize("loss", ["hinge", "ns", "wgan", "lsgan"])
+def test_cli_ring_each_loss(tmp_path, loss):
+    proc = run_cli("data=ring", "generator=mlp", "discriminator=mlp", "norm=sn", f"loss={loss}",
+                   "steps=20", "callbacks.progress_bar.refresh_rate=0", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Trained 20 generator steps" in proc.stdout
+    assert "tensorboard --logdir" in proc.stdout
+    assert glob.glob(str(tmp_path / "outputs" / "train" / "runs" / "*" / "checkpoints" / "last.ckpt"))
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["norm=nonsense"], ["Could not find 'norm/nonsense'", "Available options", "sn", "bn", "none"]),
+    (["loss=nonsense"], ["Could not find 'loss/nonsense'", "hinge"]),
+    (["data.image_size=40"], ["32, 48, 64 px", "data.image_size"]),
+    (["data=cifar10", "data.root=nowhere"], ["cifar-10-batches-py", "data_batch_1"]),
+    (["steps=0"], ["steps must be a positive integer"]),
+    (["n_dis=-1"], ["n_dis must be a positive integer"]),
+])
+def test_bad_input_is_one_clear_sentence(tmp_path, args, expected):
+    proc = run_cli(*args, cwd=tmp_path, timeout=120)
+    assert proc.returncode != 0
+    for text in expected:
+        assert text in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
