@@ -61,6 +61,8 @@ class GAN(pl.LightningModule):
         self.ema_start = ema_start
         self.G_ema = (AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay),
                                     use_buffers=True) if ema_decay > 0 else None)
+        if self.G_ema is not None:  # averaged, never trained: keep it out of autograd and DDP
+            self.G_ema.requires_grad_(False)
         z = torch.randn(num_samples, generator.z_dim, generator=torch.Generator().manual_seed(seed))
         self.register_buffer("fixed_z", z)
         self.run_hparams = hparams or {}

@@ -147,3 +147,24 @@ def test_bad_input_is_one_clear_sentence(tmp_path, args, expected):
     for text in expected:
         assert text in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_ddp_two_cpu_processes(tmp_path):
+    proc = run_cli("experiment=ring_sn", "trainer=ddp", "trainer.accelerator=cpu", "steps=4",
+                   "callbacks.progress_bar.refresh_rate=0", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Trained 4 generator steps" in proc.stdout
+
+
+@pytest.mark.slow
+def test_default_experiment_end_to_end(tmp_path):
+    """What `make run` trains, in full: finishes, writes samples and a loadable checkpoint."""
+    proc = run_cli("experiment=mnist5k_sn", "callbacks.progress_bar.refresh_rate=0", cwd=tmp_path,
+                   timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = glob.glob(str(tmp_path / "outputs" / "train" / "runs" / "*"))[0]
+    assert os.path.exists(os.path.join(run, "samples", "step_001600.png"))
+    state = torch.load(os.path.join(run, "checkpoints", "last.ckpt"), weights_only=True)
+    assert state["global_step"] == 3200
+    logged = scalars(run)
+    assert all(math.isfinite(v) for _, v in logged["loss/d"])
