@@ -24,7 +24,10 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchvision.utils import save_image
 
 from spectral_gan.losses import AdversarialLoss
-from spectral_gan.norms import power_iteration_paused
+from spectral_gan.norms import (gate_signals_needed, power_iteration_paused, power_iterations,
+                                update_gates)
+from spectral_gan.norms.monitor import condition_numbers, spectral_report
+from spectral_gan.penalties import get_penalty
 from spectral_gan.visualize import image_grid, scatter_image
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
@@ -49,6 +52,9 @@ class GAN(pl.LightningModule):
         reference_points: torch.Tensor | None = None,
         hparams: dict[str, Any] | None = None,
         seed: int = 0,
+        penalty: str = "none",
+        penalty_weight: float | None = None,
+        svd_every: int = 0,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -65,6 +71,11 @@ class GAN(pl.LightningModule):
             self.G_ema.requires_grad_(False)
         z = torch.randn(num_samples, generator.z_dim, generator=torch.Generator().manual_seed(seed))
         self.register_buffer("fixed_z", z)
+        self.penalty = get_penalty(penalty)
+        self.penalty_weight = (penalty_weight if penalty_weight is not None
+                               else self.penalty.default_weight if self.penalty else 0.0)
+        self.gate_signals = gate_signals_needed(discriminator)
+        self.svd_every = svd_every
         self.run_hparams = hparams or {}
         if hparams:
             self.save_hyperparameters(hparams, logger=False)
@@ -89,17 +100,11 @@ class GAN(pl.LightningModule):
     # -- the step -----------------------------------------------------------------------------
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         d_opt, g_opt = self.optimizers()
-        reals = batch.split(self.batch_size)
-        for real in reals:
-            with torch.no_grad():
-                fake = self.G(self._noise(real.shape[0]))
-            with parametrize.cached():  # D's weights (and their power iteration) once per update
-                d_real, d_fake = self.D(real), self.D(fake)
-                loss_d = self.loss.d(d_real, d_fake)
-                d_opt.zero_grad(set_to_none=True)
-                self.manual_backward(loss_d)
-            d_opt.step()
+        for real in batch.split(self.batch_size):
+            stats = self._discriminator_update(real, d_opt)
 
+        # The generator update: D frozen (no grads, no power iteration), G's own norms (g_norm)
+        # evaluated once.
         with self.toggled_optimizer(g_opt), power_iteration_paused(self.D), parametrize.cached():
             d_gen = self.D(self.G(self._noise(self.batch_size)))
             loss_g = self.loss.g(d_gen)
@@ -110,30 +115,77 @@ class GAN(pl.LightningModule):
         step = self.gen_step
         if self.G_ema is not None and step > self.ema_start:
             self.G_ema.update_parameters(self.G)
+            # g_norm: an average of unit vectors is not one; take G's current u, v instead.
+            for ema_p, p in zip(power_iterations(self.G_ema.module), power_iterations(self.G)):
+                ema_p.u.copy_(p.u)
+                ema_p.v.copy_(p.v)
         self.log("gen_step", float(step), logger=False)  # for checkpoint file names
         if step % self.log_every == 0 or step == self.total_steps:
-            self._log_scalars(step, loss_d, loss_g, d_real, d_fake, d_opt, g_opt)
+            self._log_scalars(step, stats, loss_g, d_opt, g_opt)
+        if self.svd_every and step % self.svd_every == 0:
+            self._log(condition_numbers(self.D), step)
         if step % self.sample_every == 0 or step == self.total_steps:
             self.log_samples(step)
 
+    def _discriminator_update(self, real: torch.Tensor, d_opt) -> dict[str, torch.Tensor]:
+        with torch.no_grad(), power_iteration_paused(self.G):
+            fake = self.G(self._noise(real.shape[0]))
+        with parametrize.cached():  # D's weights (and their power iteration) once per update
+            d_real, d_fake = self.D(real), self.D(fake)
+            loss_adv = self.loss.d(d_real, d_fake)
+            loss_d = loss_adv
+            penalty = None
+            if self.penalty is not None:
+                penalty = self.penalty.fn(self.D, real, fake, weight=self.penalty_weight)
+                loss_d = loss_d + penalty
+            d_opt.zero_grad(set_to_none=True)
+            self.manual_backward(loss_d)
+        d_opt.step()
+        stats = {"loss_d": loss_d, "loss_adv": loss_adv, "penalty": penalty,
+                 "d_real": d_real.detach(), "d_fake": d_fake.detach()}
+        if self.gate_signals:  # OSN adaptive gates: on-device update, no host sync
+            signals = {"logit_gap": d_real.detach().mean() - d_fake.detach().mean()}
+            if "grad_norm" in self.gate_signals:
+                signals["grad_norm"] = self.d_grad_norm()
+            update_gates(self.D, signals)
+        return stats
+
+    def d_grad_norm(self) -> torch.Tensor:
+        """2-norm of all discriminator gradients of the last update."""
+        grads = [p.grad for p in self.D.parameters() if p.grad is not None]
+        if not grads:
+            return torch.zeros((), device=self.device)
+        return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+
     # -- logging ------------------------------------------------------------------------------
-    def _log_scalars(self, step, loss_d, loss_g, d_real, d_fake, d_opt, g_opt) -> None:
+    def _log_scalars(self, step, stats, loss_g, d_opt, g_opt) -> None:
         metrics = {
-            "loss/d": loss_d.item(), "loss/g": loss_g.item(),
-            "d/real": d_real.mean().item(), "d/fake": d_fake.mean().item(),
+            "loss/d": stats["loss_d"], "loss/g": loss_g,
+            "d/real": stats["d_real"].mean(), "d/fake": stats["d_fake"].mean(),
             "lr/d": d_opt.param_groups[0]["lr"], "lr/g": g_opt.param_groups[0]["lr"],
+            "grad_norm/d": self.d_grad_norm(),
         }
+        if stats["penalty"] is not None:
+            metrics["loss/d_adversarial"] = stats["loss_adv"]
+            metrics[f"loss/penalty_{self.penalty.name}"] = stats["penalty"]
+        metrics.update(spectral_report(self.D))
+        metrics = {k: float(v) for k, v in metrics.items()}
         self.log_dict({"loss_d": metrics["loss/d"], "loss_g": metrics["loss/g"]},
                       prog_bar=True, logger=False)
         hp = {"hp/loss_d": metrics["loss/d"], "hp/loss_g": metrics["loss/g"]}
-        for logger in self.loggers:
-            if not self._hparams_logged:
+        if not self._hparams_logged:
+            for logger in self.loggers:
                 if isinstance(logger, TensorBoardLogger):  # HParams view: params + these metrics
                     logger.log_hyperparams(self.run_hparams, metrics=hp)
                 else:
                     logger.log_hyperparams(self.run_hparams)
-            logger.log_metrics({**metrics, **hp}, step=step)
-        self._hparams_logged = True
+            self._hparams_logged = True
+        self._log({**metrics, **hp}, step)
+
+    def _log(self, metrics: dict[str, Any], step: int) -> None:
+        metrics = {k: float(v) for k, v in metrics.items()}
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=step)
 
     @property
     def sampler(self) -> nn.Module:

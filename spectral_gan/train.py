@@ -16,10 +16,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from spectral_gan import config_resolvers
 from spectral_gan.errors import ConfigError
+from spectral_gan.norms import NormHook, normalize_all
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 HPARAM_GROUPS = ("data", "generator", "discriminator", "norm", "loss", "optimizer")
-HPARAM_KEYS = ("steps", "n_dis", "batch_size", "seed", "ema")
+HPARAM_KEYS = ("steps", "n_dis", "batch_size", "seed", "ema", "g_norm")
+G_NORMS = ("none", "sn", "bsn", "osn")  # reparameterizations only: no batch centering in G
 
 
 def validate(cfg: DictConfig) -> None:
@@ -30,6 +32,9 @@ def validate(cfg: DictConfig) -> None:
     for key in ("log_every", "sample_every", "checkpoint_every"):
         if int(cfg[key]) < 1:
             raise ConfigError(f"{key} must be a positive number of generator steps, got {cfg[key]}")
+    if cfg.get("g_norm", "none") not in G_NORMS:
+        raise ConfigError(f"g_norm={cfg.g_norm} is not available for the generator; valid options "
+                          f"are: {', '.join(G_NORMS)}")
 
 
 def _strip_targets(node: Any) -> Any:
@@ -58,6 +63,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.data)
     datamodule.check_available()
     generator = instantiate(cfg.generator, shape=datamodule.shape)
+    if cfg.get("g_norm", "none") != "none":
+        normalize_all(generator, NormHook(weight=cfg.g_norm))
     discriminator = instantiate(cfg.discriminator, shape=datamodule.shape, norm=instantiate(cfg.norm))
     module = instantiate(
         cfg.module,
@@ -84,6 +91,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
+def config_error_in(err: BaseException | None) -> ConfigError | None:
+    """The ConfigError behind ``err`` (hydra.utils.instantiate wraps what targets raise)."""
+    while err is not None:
+        if isinstance(err, ConfigError):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def _report(result: dict[str, Any]) -> None:
     if not result["trainer"].is_global_zero:
         return
@@ -102,8 +118,11 @@ def _main(cfg: DictConfig) -> None:
     config_resolvers.register()
     try:
         result = train(cfg)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except Exception as err:  # noqa: BLE001  unwrap Hydra's InstantiationException
+        cause = config_error_in(err)
+        if cause is None:
+            raise
+        print(f"error: {cause}", file=sys.stderr)
         sys.exit(2)
     _report(result)
 

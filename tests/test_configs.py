@@ -32,17 +32,44 @@ def test_groups_have_the_options_the_issue_names():
 
 
 @pytest.mark.parametrize("data,arch", list(combos()))
-def test_every_sensible_combination_composes(cfg_factory, data, arch):
+def test_every_data_and_architecture_composes(cfg_factory, data, arch):
+    overrides = [f"data={data}", f"generator={arch}", f"discriminator={arch}"]
+    if data == "image_folder":
+        overrides.append("data.root=/some/folder")
+    cfg = cfg_factory(*overrides)
+    assert cfg.trainer.max_steps == cfg.steps * (cfg.n_dis + 1)
+    assert cfg.data.batch_size == cfg.batch_size and cfg.data.batches_per_step == cfg.n_dis
+
+
+@pytest.mark.parametrize("setting", [["data=ring", "generator=mlp", "discriminator=mlp"],
+                                     ["data=mnist5k", "generator=dcgan", "discriminator=dcgan"],
+                                     ["data=cifar10", "generator=resnet", "discriminator=resnet"]])
+def test_every_norm_and_loss_composes(cfg_factory, setting):
     for norm, loss in itertools.product(GROUP("norm"), GROUP("loss")):
-        overrides = [f"data={data}", f"generator={arch}", f"discriminator={arch}",
-                     f"norm={norm}", f"loss={loss}"]
-        if data == "image_folder":
-            overrides.append("data.root=/some/folder")
-        cfg = cfg_factory(*overrides)
-        assert cfg.norm.weight in ("none", "sn") and cfg.loss.name == loss
-        assert cfg.trainer.max_steps == cfg.steps * (cfg.n_dis + 1)
-        assert isinstance(instantiate(cfg.norm), NormHook)
+        cfg = cfg_factory(*setting, f"norm={norm}", f"loss={loss}")
+        assert cfg.loss.name == loss
+        hook = instantiate(cfg.norm)
+        assert isinstance(hook, NormHook) and hook.penalty == cfg.module.penalty
         assert isinstance(instantiate(cfg.loss), AdversarialLoss)
+
+
+@pytest.mark.parametrize("norm,facets", [
+    ("none", ("none", "none", "none")), ("sn", ("sn", "none", "none")),
+    ("bsn", ("bsn", "none", "none")), ("msn", ("msn", "none", "none")),
+    ("osn", ("osn", "none", "none")), ("gp", ("none", "none", "wgan_gp")),
+    ("bn", ("none", "batch", "none"))])
+def test_presets_set_the_facets(cfg_factory, norm, facets):
+    cfg = cfg_factory(f"norm={norm}")
+    assert (cfg.norm.weight, cfg.norm.feature, cfg.norm.penalty) == facets
+
+
+def test_facets_combine_from_the_command_line(cfg_factory):
+    cfg = cfg_factory("norm=sn", "norm.penalty=r1", "norm.penalty_weight=5")
+    hook = instantiate(cfg.norm)
+    assert (hook.weight, hook.penalty, hook.penalty_weight) == ("sn", "r1", 5)
+    cfg = cfg_factory("norm=bsn", "norm.scale=2.0", "norm.apply_to=[conv*]")
+    hook = instantiate(cfg.norm)
+    assert hook.options["scale"] == 2.0 and hook.apply_to == ["conv*"]
 
 
 @pytest.mark.parametrize("data,arch", [("mnist5k", "dcgan"), ("mnist5k", "resnet"), ("ring", "mlp"),

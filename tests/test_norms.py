@@ -91,7 +91,7 @@ def test_vectors_and_sigma_stay_fp32_under_autocast():
 
 
 def test_hook_rejects_unknown_norm_with_valid_options():
-    with pytest.raises(ConfigError, match="valid options are: none, sn"):
+    with pytest.raises(ConfigError, match="valid options are: bsn, msn, none, osn, sn"):
         NormHook(weight="nonsense")
     with pytest.raises(ConfigError, match="batch"):
         NormHook(feature="nonsense")

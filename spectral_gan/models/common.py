@@ -7,7 +7,8 @@ from torch import nn
 
 from spectral_gan.errors import ConfigError
 
-INITS = ("default", "normal_0.02", "xavier", "orthogonal")
+INITS = ("default", "normal_0.02", "xavier", "lecun", "orthogonal")
+ACTIVATIONS = ("leaky_relu", "relu", "selu")
 
 
 def image_shape(model: str, shape: Sequence[int], sizes: Sequence[int]) -> tuple[int, int]:
@@ -27,7 +28,9 @@ def initialize(layer: nn.Module, scheme: str) -> nn.Module:
     """Initialize a Linear/Conv weight in place (before any normalization is applied).
 
     ``normal_0.02`` is the DCGAN initialization that the BSN paper uses with the SN-paper CNN;
-    ``default`` keeps PyTorch's.
+    ``xavier`` (Glorot & Bengio 2010, uniform) and ``lecun`` (normal, std 1/sqrt(fan_in), LeCun
+    et al. 1998; the init SELU networks assume) are the schemes the BSN paper relates SN to;
+    ``orthogonal`` is Saxe et al. 2014; ``default`` keeps PyTorch's.
     """
     if scheme not in INITS:
         raise ConfigError(f"unknown init {scheme!r}; valid options are: {', '.join(INITS)}")
@@ -38,8 +41,22 @@ def initialize(layer: nn.Module, scheme: str) -> nn.Module:
         nn.init.normal_(weight, 0.0, 0.02)
     elif scheme == "xavier":
         nn.init.xavier_uniform_(weight)
+    elif scheme == "lecun":
+        nn.init.kaiming_normal_(weight, nonlinearity="linear")  # std = 1 / sqrt(fan_in)
     elif scheme == "orthogonal":
         nn.init.orthogonal_(weight)
     if getattr(layer, "bias", None) is not None:
         nn.init.zeros_(layer.bias)
     return layer
+
+
+def activation(name: str, negative_slope: float = 0.1) -> nn.Module:
+    """The discriminator's nonlinearity: ``leaky_relu`` (SN paper, slope 0.1), ``relu`` or
+    ``selu`` (Klambauer et al. 2017, self-normalizing networks; pair with ``init=lecun``)."""
+    if name == "leaky_relu":
+        return nn.LeakyReLU(negative_slope)
+    if name == "relu":
+        return nn.ReLU()
+    if name == "selu":
+        return nn.SELU()
+    raise ConfigError(f"unknown activation {name!r}; valid options are: {', '.join(ACTIVATIONS)}")

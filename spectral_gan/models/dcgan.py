@@ -12,6 +12,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from spectral_gan.models.common import activation as make_activation
 from spectral_gan.models.common import image_shape, initialize
 from spectral_gan.norms import IDENTITY, NormHook
 
@@ -44,7 +45,8 @@ class DCGANGenerator(nn.Module):
 
 class DCGANDiscriminator(nn.Module):
     def __init__(self, shape: Sequence[int], ch: int = 64, norm: NormHook = IDENTITY,
-                 negative_slope: float = 0.1, init: str = "default") -> None:
+                 negative_slope: float = 0.1, init: str = "default",
+                 activation: str = "leaky_relu") -> None:
         super().__init__()
         channels, size = image_shape("dcgan", shape, SIZES)
         # (out channels, kernel, stride) as in the paper's Table 3(b).
@@ -56,10 +58,10 @@ class DCGANDiscriminator(nn.Module):
             layers.append(norm.wrap(initialize(nn.Conv2d(c, out, k, s, (k - 1) // 2), init), f"conv{i}"))
             if i > 0:  # feature norm after hidden convs, not the first (DCGAN, SN paper's BN)
                 layers.append(norm.feature_norm(out, dims=2))
-            layers.append(nn.LeakyReLU(negative_slope))
+            layers.append(make_activation(activation, negative_slope))
             c = out
         self.features = nn.Sequential(*layers)
-        self.head = norm.wrap(initialize(nn.Linear(c * (size // 8) ** 2, 1), init), "dense")
+        self.head = norm.wrap(initialize(nn.Linear(c * (size // 8) ** 2, 1), init), "dense", output=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).flatten(1)).squeeze(1)

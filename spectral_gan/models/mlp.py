@@ -12,6 +12,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from spectral_gan.models.common import activation as make_activation
 from spectral_gan.models.common import initialize
 from spectral_gan.norms import IDENTITY, NormHook
 
@@ -39,7 +40,7 @@ class MLPGenerator(nn.Module):
 class MLPDiscriminator(nn.Module):
     def __init__(self, shape: Sequence[int], hidden: int = 128, depth: int = 3,
                  norm: NormHook = IDENTITY, negative_slope: float = 0.2,
-                 init: str = "default") -> None:
+                 init: str = "default", activation: str = "leaky_relu") -> None:
         super().__init__()
         layers: list[nn.Module] = []
         d = math.prod(int(s) for s in shape)
@@ -47,9 +48,9 @@ class MLPDiscriminator(nn.Module):
             layers.append(norm.wrap(initialize(nn.Linear(d, hidden), init), f"fc{i}"))
             if i > 0:
                 layers.append(norm.feature_norm(hidden, dims=1))
-            layers.append(nn.LeakyReLU(negative_slope))
+            layers.append(make_activation(activation, negative_slope))
             d = hidden
-        layers.append(norm.wrap(initialize(nn.Linear(d, 1), init), "out"))
+        layers.append(norm.wrap(initialize(nn.Linear(d, 1), init), "out", output=True))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spectral_gan.models.common import activation as make_activation
 from spectral_gan.models.common import image_shape, initialize
 from spectral_gan.norms import IDENTITY, NormHook
 
@@ -66,8 +67,9 @@ class ResNetGenerator(nn.Module):
 
 class DBlock(nn.Module):
     def __init__(self, cin: int, cout: int, down: bool, optimized: bool, norm: NormHook,
-                 init: str, name: str) -> None:
+                 init: str, name: str, act: nn.Module) -> None:
         super().__init__()
+        self.act = act
         self.down, self.optimized = down, optimized
         self.conv1 = norm.wrap(initialize(nn.Conv2d(cin, cout, 3, 1, 1), init), f"{name}.conv1")
         self.conv2 = norm.wrap(initialize(nn.Conv2d(cout, cout, 3, 1, 1), init), f"{name}.conv2")
@@ -79,8 +81,8 @@ class DBlock(nn.Module):
             self.shortcut = norm.wrap(initialize(nn.Conv2d(cin, cout, 1), init), f"{name}.shortcut")
 
     def _residual(self, x: torch.Tensor) -> torch.Tensor:
-        h = x if self.optimized else F.relu(self.norm1(x))
-        h = self.conv2(F.relu(self.norm2(self.conv1(h))))
+        h = x if self.optimized else self.act(self.norm1(x))
+        h = self.conv2(self.act(self.norm2(self.conv1(h))))
         return F.avg_pool2d(h, 2) if self.down else h
 
     def _skip(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,18 +99,19 @@ class DBlock(nn.Module):
 
 class ResNetDiscriminator(nn.Module):
     def __init__(self, shape: Sequence[int], ch: int | None = None, norm: NormHook = IDENTITY,
-                 init: str = "default") -> None:
+                 init: str = "default", activation: str = "relu", negative_slope: float = 0.1) -> None:
         super().__init__()
         channels, size = image_shape("resnet", shape, SIZES)
         default_ch, mults, downs = D_SCHEDULE[size]
         ch = ch or default_ch
+        self.act = make_activation(activation, negative_slope)
         blocks, cin = [], channels
         for i, (m, down) in enumerate(zip(mults, downs)):
-            blocks.append(DBlock(cin, m * ch, down, i == 0, norm, init, f"block{i}"))
+            blocks.append(DBlock(cin, m * ch, down, i == 0, norm, init, f"block{i}", self.act))
             cin = m * ch
         self.blocks = nn.Sequential(*blocks)
-        self.head = norm.wrap(initialize(nn.Linear(cin, 1), init), "dense")
+        self.head = norm.wrap(initialize(nn.Linear(cin, 1), init), "dense", output=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.blocks(x)).sum(dim=(2, 3))  # global sum pooling
+        h = self.act(self.blocks(x)).sum(dim=(2, 3))  # global sum pooling
         return self.head(h).squeeze(1)

@@ -4,7 +4,11 @@ Each weight normalization lives in its own file and registers itself by name; im
 makes it available to configs (``norm.weight=<name>``).
 """
 from spectral_gan.norms import feature  # noqa: F401  (registers feature norms)
-from spectral_gan.norms.hook import IDENTITY, NormHook
+from spectral_gan.norms.bidirectional import BidirectionalSpectralNorm, bidirectional_spectral_norm
+from spectral_gan.norms.hook import IDENTITY, NormHook, normalize_all
+from spectral_gan.norms.mean import MeanCenter, MeanSpectralNorm, mean_spectral_norm
+from spectral_gan.norms.optional import (OptionalSpectralNorm, gate_signals_needed,
+                                         optional_spectral_norm, update_gates)
 from spectral_gan.norms.power_iteration import PowerIteration, power_iteration_paused, power_iterations
 from spectral_gan.norms.registry import (
     FEATURE_NORMS,
@@ -15,15 +19,25 @@ from spectral_gan.norms.registry import (
 from spectral_gan.norms.spectral import SpectralNorm, spectral_norm
 
 __all__ = [
+    "BidirectionalSpectralNorm",
     "FEATURE_NORMS",
     "IDENTITY",
+    "MeanCenter",
+    "MeanSpectralNorm",
     "NormHook",
+    "OptionalSpectralNorm",
     "PowerIteration",
     "SpectralNorm",
     "WEIGHT_NORMS",
+    "bidirectional_spectral_norm",
+    "gate_signals_needed",
+    "mean_spectral_norm",
+    "normalize_all",
+    "optional_spectral_norm",
     "power_iteration_paused",
     "power_iterations",
     "register_feature_norm",
     "register_weight_norm",
     "spectral_norm",
+    "update_gates",
 ]

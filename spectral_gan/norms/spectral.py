@@ -41,13 +41,26 @@ class SpectralNorm(nn.Module):
         if weight.ndim > 1:
             self.power = PowerIteration(weight_matrix(weight, self.dim), eps)
 
+    def iterating(self) -> bool:
+        """Whether an evaluation now advances the power iteration (training and not paused)."""
+        return self.training and not self.power.paused
+
+    def sigma(self, weight: torch.Tensor, iterate: bool) -> torch.Tensor:
+        """The spectral norm estimate that divides the weight (fp32, differentiable in W)."""
+        matrix = weight_matrix(weight, self.dim)
+        if iterate:
+            self.power.step(matrix, self.n_power_iterations)
+        return self.power.sigma(matrix)
+
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         if weight.ndim == 1:  # a vector's spectral norm is its 2-norm
             return F.normalize(weight, dim=0, eps=self.eps)
-        matrix = weight_matrix(weight, self.dim)
-        if self.training and not self.power.paused:
-            self.power.step(matrix, self.n_power_iterations)
-        return weight / self.power.sigma(matrix).to(weight.dtype)
+        return weight / self.sigma(weight, self.iterating()).to(weight.dtype)
+
+    @torch.no_grad()
+    def raw_sigmas(self, weight: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Current estimates of the raw weight's spectral norm(s), without iterating."""
+        return {"": self.power.sigma(weight_matrix(weight, self.dim))}
 
     def right_inverse(self, value: torch.Tensor) -> torch.Tensor:
         # Assigning module.weight sets the raw weight; sigma is re-estimated at the next steps.

@@ -1,0 +1,63 @@
+"""Bidirectional spectral normalization (BSN) and its scaled variant (BSSN).
+
+Lin, Sekar, Fanti, "Why Spectral Normalization Stabilizes GANs: Analysis and Improvements",
+NeurIPS 2021 (code: fjxmlzn/BSN). For a convolution with weight (c_out, c_in, kh, kw):
+``W_BSN = c * W / ((sigma_1 + sigma_2) / 2)`` with sigma_1 the spectral norm of W viewed as
+(c_out, c_in*kh*kw) and sigma_2 of W viewed as (c_in, c_out*kh*kw), each estimated by its own
+persistent power iteration. For a Linear layer both views coincide and BSN equals SN (times c).
+``scale`` c = 1 is BSN; other values are BSSN (the paper sweeps c in about 0.7..4 on CIFAR-10).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from spectral_gan.norms.power_iteration import PowerIteration, weight_matrix
+from spectral_gan.norms.registry import register_weight_norm
+from spectral_gan.norms.spectral import SpectralNorm, output_dim
+
+
+class BidirectionalSpectralNorm(SpectralNorm):
+    """Parametrization ``W -> scale * W / mean(sigma_out, sigma_in)`` (conv), ``scale * W / sigma`` (linear)."""
+
+    def __init__(self, weight: torch.Tensor, scale: float = 1.0, n_power_iterations: int = 1,
+                 dim: int = 0, eps: float = 1e-12) -> None:
+        super().__init__(weight, n_power_iterations, dim, eps)
+        self.scale = float(scale)
+        self.bidirectional = weight.ndim > 2
+        if self.bidirectional:
+            # The input-channel view: the other of the first two dims becomes the rows.
+            self.in_dim = 1 - self.dim if self.dim in (0, 1) else 0
+            self.power_in = PowerIteration(weight_matrix(weight, self.in_dim), eps)
+
+    def sigma(self, weight: torch.Tensor, iterate: bool) -> torch.Tensor:
+        sigma_out = super().sigma(weight, iterate)
+        if not self.bidirectional:
+            return sigma_out
+        matrix_in = weight_matrix(weight, self.in_dim)
+        if iterate:
+            self.power_in.step(matrix_in, self.n_power_iterations)
+        return (sigma_out + self.power_in.sigma(matrix_in)) / 2
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return super().forward(weight) * self.scale
+
+    @torch.no_grad()
+    def raw_sigmas(self, weight: torch.Tensor) -> dict[str, torch.Tensor]:
+        if not self.bidirectional:  # Linear: one view, as SN
+            return super().raw_sigmas(weight)
+        return {"out": self.power.sigma(weight_matrix(weight, self.dim)),
+                "in": self.power_in.sigma(weight_matrix(weight, self.in_dim))}
+
+
+@register_weight_norm("bsn")
+def bidirectional_spectral_norm(module: nn.Module, scale: float = 1.0, n_power_iterations: int = 1,
+                                eps: float = 1e-12, name: str = "weight",
+                                dim: int | None = None) -> nn.Module:
+    """Apply BSN (``scale=1``) or BSSN (``scale=c``) to ``module.<name>`` and return the module."""
+    weight = getattr(module, name)
+    parametrize.register_parametrization(
+        module, name, BidirectionalSpectralNorm(weight, scale, n_power_iterations,
+                                                output_dim(module) if dim is None else dim, eps))
+    return module

@@ -1,0 +1,246 @@
+"""BSN, MSN, OSN, gradient penalties, facets and diagnostics against their definitions."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from spectral_gan.errors import ConfigError
+from spectral_gan.models import DCGANDiscriminator, MLPDiscriminator
+from spectral_gan.norms import (MeanCenter, NormHook, PowerIteration, bidirectional_spectral_norm,
+                                mean_spectral_norm, optional_spectral_norm, power_iteration_paused,
+                                spectral_norm, update_gates)
+from spectral_gan.norms.monitor import condition_numbers, spectral_report
+from spectral_gan.penalties import dragan, get_penalty, r1, wgan_gp
+
+
+def sigma(w: torch.Tensor, dim: int) -> torch.Tensor:
+    return torch.linalg.matrix_norm(w.detach().movedim(dim, 0).flatten(1), ord=2)
+
+
+def converge(layer: nn.Module, n: int = 300) -> torch.Tensor:
+    layer.train()
+    for _ in range(n):
+        w = layer.weight
+    return w.detach()
+
+
+@pytest.mark.parametrize("make,dim", [(lambda: nn.Conv2d(3, 8, 3), 0),
+                                      (lambda: nn.ConvTranspose2d(6, 4, 4, 2, 1), 1)])
+@pytest.mark.parametrize("scale", [1.0, 2.5])
+def test_bsn_matches_mean_of_both_directions(make, dim, scale):
+    torch.manual_seed(0)
+    layer = make()
+    raw = layer.weight.detach().clone()
+    bidirectional_spectral_norm(layer, scale=scale)
+    w = converge(layer)
+    s1, s2 = sigma(raw, dim), sigma(raw, 1 - dim)
+    torch.testing.assert_close(w, scale * raw / ((s1 + s2) / 2), rtol=1e-3, atol=1e-6)
+
+
+def test_bsn_on_linear_equals_sn():
+    torch.manual_seed(0)
+    a = nn.Linear(10, 7)
+    b = nn.Linear(10, 7)
+    b.load_state_dict(a.state_dict())
+    bidirectional_spectral_norm(a)
+    spectral_norm(b)
+    torch.testing.assert_close(converge(a), converge(b), rtol=1e-4, atol=1e-6)
+
+
+def test_osn_clip_is_identity_below_threshold_and_scales_above():
+    torch.manual_seed(0)
+    small = nn.Linear(8, 8)
+    with torch.no_grad():
+        small.weight.mul_(0.5 / sigma(small.weight, 0))  # sigma = 0.5 < c = 1
+    raw = small.weight.detach().clone()
+    optional_spectral_norm(small, mode="clip", threshold=1.0)
+    torch.testing.assert_close(converge(small), raw)
+
+    big = nn.Conv2d(3, 6, 3)
+    with torch.no_grad():
+        big.weight.mul_(4.0 / sigma(big.weight, 0))  # sigma = 4 > c = 2
+    raw = big.weight.detach().clone()
+    optional_spectral_norm(big, mode="clip", threshold=2.0)
+    torch.testing.assert_close(converge(big), raw * 2.0 / 4.0, rtol=1e-3, atol=1e-6)
+
+
+def test_osn_adaptive_gate_has_hysteresis():
+    layer = optional_spectral_norm(nn.Linear(4, 4), mode="full", gate="logit_gap", gate_on=2.0,
+                                   gate_off=1.0)
+    p = layer.parametrizations.weight[0]
+    raw = layer.parametrizations.weight.original
+    assert p.gate.item() == 0
+    with power_iteration_paused(layer):
+        torch.testing.assert_close(layer.weight, raw)  # closed gate: plain weight
+    for signal, expected in [(1.5, 0), (2.5, 1), (1.5, 1), (0.9, 0), (1.5, 0)]:
+        update_gates(layer, {"logit_gap": torch.tensor(signal)})
+        assert p.gate.item() == expected, signal
+    update_gates(layer, {"logit_gap": torch.tensor(3.0)})
+    with power_iteration_paused(layer):
+        s = p.power.sigma(raw)
+        torch.testing.assert_close(layer.weight, raw / s)
+
+
+def test_osn_rejects_bad_options():
+    with pytest.raises(ConfigError, match="clip, full"):
+        optional_spectral_norm(nn.Linear(2, 2), mode="sometimes")
+    with pytest.raises(ConfigError, match="gate_off < gate_on"):
+        optional_spectral_norm(nn.Linear(2, 2), gate="grad_norm", gate_on=1.0, gate_off=2.0)
+
+
+def test_msn_centers_each_channel_in_training_and_uses_running_mean_in_eval():
+    torch.manual_seed(0)
+    layer = mean_spectral_norm(nn.Conv2d(3, 5, 3), momentum=0.5)
+    x = torch.randn(16, 3, 8, 8) + 3.0
+    y = layer(x)
+    torch.testing.assert_close(y.mean(dim=(0, 2, 3)), torch.zeros(5), atol=1e-5, rtol=0)
+    sn_out = layer.layer(x).detach()
+    torch.testing.assert_close(layer.center.running_mean, 0.5 * sn_out.mean(dim=(0, 2, 3)),
+                               rtol=1e-4, atol=1e-5)
+    layer.eval()
+    y_eval = layer(x)
+    torch.testing.assert_close(y_eval, layer.layer(x) - layer.center.running_mean.view(1, -1, 1, 1))
+    assert not hasattr(layer.center.weight, "shape")  # gamma off by default
+    assert MeanCenter(5, learn_scale=True).weight.shape == (5,)
+
+
+def test_msn_does_not_center_the_logit_layer():
+    d = MLPDiscriminator((2,), norm=NormHook("msn"))
+    assert isinstance(d.net[-1].center, nn.Identity)
+    assert isinstance(d.net[0].center, MeanCenter)
+
+
+@pytest.mark.parametrize("norm", ["bsn", "osn", "msn"])
+def test_one_iteration_per_update_for_every_family(norm, monkeypatch):
+    d = DCGANDiscriminator((1, 32, 32), ch=4, norm=NormHook(norm))
+    powers = [m for m in d.modules() if isinstance(m, PowerIteration)]
+    assert len(powers) == (15 if norm == "bsn" else 8)  # BSN: two vectors per conv, one for dense
+    counts: dict[int, int] = {}
+    original = PowerIteration.step
+
+    def counting(self, matrix, n):
+        counts[id(self)] = counts.get(id(self), 0) + n
+        return original(self, matrix, n)
+
+    monkeypatch.setattr(PowerIteration, "step", counting)
+    with parametrize.cached():  # one D update with two forwards
+        (d(torch.randn(4, 1, 32, 32)).sum() + d(torch.randn(4, 1, 32, 32)).sum()).backward()
+    assert [counts.get(id(p), 0) for p in powers] == [1] * len(powers)
+    with power_iteration_paused(d), parametrize.cached():  # the generator update
+        d(torch.randn(4, 1, 32, 32)).sum().backward()
+    assert [counts.get(id(p), 0) for p in powers] == [1] * len(powers)
+
+
+@pytest.mark.parametrize("fn", [bidirectional_spectral_norm, optional_spectral_norm])
+def test_family_buffers_fp32_under_autocast_and_round_trip(fn):
+    a = fn(nn.Conv2d(3, 4, 3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        a(torch.randn(2, 3, 6, 6))
+    assert all(b.dtype == torch.float32 for b in a.buffers())
+    b = fn(nn.Conv2d(3, 4, 3))
+    b.load_state_dict(a.state_dict())
+    a.eval(), b.eval()
+    assert torch.equal(a.weight, b.weight)
+
+
+# -- gradient penalties against hand-computed values on a linear D(x) = w.x + b ---------------
+
+W = torch.tensor([3.0, 4.0])  # ||grad_x D|| = 5 everywhere
+
+
+def linear_d(x: torch.Tensor) -> torch.Tensor:
+    return x @ W + 1.0
+
+
+def test_wgan_gp_value():
+    real, fake = torch.randn(6, 2), torch.randn(6, 2)
+    assert wgan_gp(linear_d, real, fake, weight=10.0).item() == pytest.approx(10 * (5 - 1) ** 2)
+
+
+def test_r1_value():
+    assert r1(linear_d, torch.randn(6, 2), weight=10.0).item() == pytest.approx(10 / 2 * 25)
+
+
+def test_dragan_value():
+    assert dragan(linear_d, torch.randn(6, 2), weight=2.0).item() == pytest.approx(2 * 16)
+
+
+def test_penalty_on_a_quadratic_d_is_per_sample():
+    d = lambda x: 0.5 * (x ** 2).sum(dim=1)  # noqa: E731  grad = x, ||grad|| = ||x||
+    real = torch.tensor([[3.0, 4.0], [0.0, 1.0]])
+    assert r1(d, real, weight=2.0).item() == pytest.approx((25 + 1) / 2)
+    # interpolates of identical real and fake are those points
+    assert wgan_gp(d, real, real.clone(), weight=1.0).item() == pytest.approx(((5 - 1) ** 2 + 0) / 2)
+
+
+def test_penalty_gradients_reach_the_discriminator():
+    d = nn.Sequential(nn.Linear(2, 8), nn.LeakyReLU(0.2), nn.Linear(8, 1))
+    for name in ("wgan_gp", "r1", "dragan"):
+        d.zero_grad()
+        get_penalty(name).fn(lambda x: d(x).squeeze(1), torch.randn(4, 2), torch.randn(4, 2)).backward()
+        assert d[0].weight.grad is not None and d[0].weight.grad.abs().sum() > 0, name
+
+
+def test_unknown_penalty_lists_valid_ones():
+    with pytest.raises(ConfigError, match="wgan_gp, r1, dragan"):
+        get_penalty("l2")
+
+
+# -- facets -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("feature,weight", [("batch", "none"), ("mean", "sn"), ("none", "msn")])
+def test_batch_mixing_with_penalty_is_refused_with_a_reason(feature, weight):
+    with pytest.raises(ConfigError, match="per-sample"):
+        NormHook(weight=weight, feature=feature, penalty="wgan_gp")
+
+
+def test_apply_to_selects_layers_by_name():
+    d = DCGANDiscriminator((1, 32, 32), ch=4, norm=NormHook("sn", apply_to=["conv0", "dense"]))
+    normalized = {m.norm_name for m in d.modules()
+                  if hasattr(m, "norm_name") and parametrize.is_parametrized(m, "weight")}
+    assert normalized == {"conv0", "dense"}
+
+
+def test_osn_layer_mask():
+    d = DCGANDiscriminator((1, 32, 32), ch=4, norm=NormHook("osn", layers=["conv6", "dense"]))
+    normalized = {m.norm_name for m in d.modules()
+                  if hasattr(m, "norm_name") and parametrize.is_parametrized(m, "weight")}
+    assert normalized == {"conv6", "dense"}
+
+
+# -- diagnostics ------------------------------------------------------------------------------
+
+def test_spectral_report_sn_bound_and_raw_sigmas():
+    torch.manual_seed(0)
+    d = MLPDiscriminator((2,), hidden=16, norm=NormHook("sn"))
+    for _ in range(200):
+        d(torch.randn(8, 2))
+    report = spectral_report(d)
+    for name, m in [("fc0", d.net[0]), ("out", d.net[-1])]:
+        assert report[f"sigma/{name}"].item() == pytest.approx(
+            sigma(m.parametrizations.weight.original, 0).item(), rel=1e-3)
+    assert report["lipschitz/upper_bound"].item() == pytest.approx(1.0, rel=1e-3)
+
+
+def test_spectral_report_unnormalized_uses_exact_sigma_and_bsn_both_directions():
+    d = DCGANDiscriminator((1, 32, 32), ch=4, norm=NormHook("none"))
+    report = spectral_report(d)
+    expected = 1.0
+    for m in d.modules():
+        if hasattr(m, "norm_name"):
+            expected *= sigma(m.weight, 0).item()
+            assert report[f"sigma/{m.norm_name}"].item() == pytest.approx(sigma(m.weight, 0).item(), rel=1e-5)
+    assert report["lipschitz/upper_bound"].item() == pytest.approx(expected, rel=1e-4)
+    bsn = spectral_report(DCGANDiscriminator((1, 32, 32), ch=4, norm=NormHook("bsn")))
+    assert "sigma/conv1/out" in bsn and "sigma/conv1/in" in bsn
+    osn = spectral_report(DCGANDiscriminator((1, 32, 32), ch=4, norm=NormHook("osn", gate="logit_gap")))
+    assert osn["osn_gate/conv0"].item() == 0.0
+
+
+def test_condition_numbers():
+    d = MLPDiscriminator((2,), hidden=8, norm=NormHook("sn"))
+    cond = condition_numbers(d)
+    s = torch.linalg.svdvals(d.net[2].parametrizations.weight.original.detach())
+    assert cond["condition/fc1"].item() == pytest.approx((s[0] / s[-1]).item(), rel=1e-4)
