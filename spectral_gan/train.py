@@ -16,11 +16,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from spectral_gan import config_resolvers
 from spectral_gan.errors import ConfigError
+from spectral_gan.evaluation import Evaluator
 from spectral_gan.norms import NormHook, normalize_all
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 HPARAM_GROUPS = ("data", "generator", "discriminator", "norm", "loss", "optimizer")
-HPARAM_KEYS = ("steps", "n_dis", "batch_size", "seed", "ema", "g_norm")
+HPARAM_KEYS = ("steps", "n_dis", "batch_size", "seed", "ema", "g_norm", "eval")
+RUN_CONFIG_KEYS = ("data", "generator", "discriminator", "norm", "loss", "g_norm", "steps",
+                   "n_dis", "batch_size", "seed", "ema")
 G_NORMS = ("none", "sn", "bsn", "osn")  # reparameterizations only: no batch centering in G
 
 
@@ -56,6 +59,15 @@ def hparams_of(cfg: DictConfig) -> dict[str, Any]:
     return params
 
 
+def build_evaluator(cfg: DictConfig, datamodule) -> Evaluator | None:
+    ev = cfg.get("eval")
+    if ev is None:
+        return None
+    return Evaluator(datamodule, datamodule.dataset_name, num_samples=ev.num_samples,
+                     batch_size=ev.batch_size, inception=ev.inception, classifier=ev.classifier,
+                     kid=ev.kid, reference_split=ev.reference_split, cache_dir=ev.cache_dir)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Build everything from ``cfg`` and fit. Returns the run's paths and final step."""
     validate(cfg)
@@ -76,6 +88,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         reference_points=getattr(datamodule, "modes", None),
         hparams=hparams_of(cfg),
     )
+    module.evaluator = build_evaluator(cfg, datamodule)
+    module.run_config = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k])
+                         else cfg[k] for k in RUN_CONFIG_KEYS if k in cfg}
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)

@@ -27,6 +27,9 @@ FAST = [
     "log_every=1",
     "sample_every=2",
     "checkpoint_every=2",
+    "eval.num_samples=300",
+    "eval.batch_size=100",
+    "eval.cache_dir=null",
 ]
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))

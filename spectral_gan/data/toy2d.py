@@ -52,10 +52,14 @@ class GaussianMixtureDataModule(GANDataModule):
 
 
 class RingDataModule(GaussianMixtureDataModule):
+    dataset_name = "ring"
+
     def __init__(self, num_modes: int = 8, radius: float = 1.0, std: float = 0.01, **kwargs) -> None:
         super().__init__(ring_modes(num_modes, radius), std, **kwargs)
 
 
 class GridDataModule(GaussianMixtureDataModule):
+    dataset_name = "grid"
+
     def __init__(self, std: float = 0.05, **kwargs) -> None:
         super().__init__(grid_modes(), std, **kwargs)

