@@ -80,13 +80,14 @@ def test_state_dict_round_trip_restores_vectors():
     assert {"parametrizations.weight.0.power.u", "parametrizations.weight.0.power.v"} <= keys
 
 
-def test_vectors_and_sigma_stay_fp32_under_autocast():
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_vectors_and_sigma_stay_fp32_under_autocast(dtype):
     layer = spectral_norm(nn.Linear(16, 8))
     power = layer.parametrizations.weight[0].power
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=dtype):
         y = layer(torch.randn(2, 16))
         sigma = power.sigma(layer.parametrizations.weight.original)
-    assert y.dtype == torch.bfloat16  # the layer itself does run in low precision
+    assert y.dtype == dtype  # the layer itself does run in low precision
     assert power.u.dtype == power.v.dtype == sigma.dtype == torch.float32
 
 

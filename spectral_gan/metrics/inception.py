@@ -105,7 +105,7 @@ class InceptionFeatures(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self._to_255(images)
         if self._tm is not None:  # it resizes itself and takes uint8-valued input
-            return self._tm(x.round().to(torch.uint8))[0].reshape(x.shape[0], -1)
+            return self._fidelity(x)[0]
         x = resize_like_tf1(x, 299)
         return self._script((x - 128) / 128)
 
@@ -113,4 +113,10 @@ class InceptionFeatures(nn.Module):
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         if self._tm is None:
             raise RuntimeError(IS_HINT)
-        return self._tm(self._to_255(images).round().to(torch.uint8))[1].reshape(images.shape[0], -1)
+        return self._fidelity(self._to_255(images))[1]
+
+    def _fidelity(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # NoTrainInceptionV3.forward returns only the first requested feature; its
+        # torch-fidelity forward returns all of them (pool features, then logits).
+        out = self._tm._torch_fidelity_forward(x.round().to(torch.uint8))
+        return out[0].reshape(x.shape[0], -1), out[1].reshape(x.shape[0], -1)
