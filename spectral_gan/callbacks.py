@@ -1,8 +1,65 @@
 """Lightning callbacks that count in generator steps (one training step = n_dis + 1 optimizer steps)."""
 from __future__ import annotations
 
+import os
+import signal
+import threading
+from typing import Any
+
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning_fabric.plugins import TorchCheckpointIO
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write each checkpoint to a temporary file in the same folder, then rename it into place.
+
+    A crash or kill mid-write leaves the previous checkpoint intact instead of a truncated file.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        path = os.fspath(path)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        os.replace(tmp, path)
+
+
+class GracefulInterrupt(Callback):
+    """On SIGTERM or SIGINT: finish the current step, save ``last.ckpt``, stop training cleanly.
+
+    Resume with ``ckpt_path=<run dir>/checkpoints/last.ckpt``. A second signal while saving is
+    ignored, so a checkpoint is never cut short by an impatient Ctrl-C.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = dirpath
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.received = signum
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.received = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args) -> None:
+        if self.received is None:
+            return
+        path = os.path.join(self.dirpath, "last.ckpt")
+        trainer.save_checkpoint(path)
+        pl_module.interrupted = {"signal": signal.Signals(self.received).name,
+                                 "gen_step": pl_module.gen_step, "checkpoint": path}
+        trainer.should_stop = True
+        self.received = None
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        for s, previous in self._previous.items():
+            signal.signal(s, previous)
+        self._previous = {}
 
 
 class StepCheckpoint(ModelCheckpoint):

@@ -12,6 +12,7 @@ with the iteration paused.
 from __future__ import annotations
 
 import os
+import random
 from functools import partial
 from typing import Any, Callable, Iterable
 
@@ -58,6 +59,10 @@ class GAN(pl.LightningModule):
         evaluator: Any = None,
         eval_every: int = 0,
         best_checkpoint: str | None = None,
+        divergence_action: str = "stop",
+        max_skips: int = 10,
+        diverged_checkpoint: str | None = None,
+        nan_at_step: int | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -81,6 +86,15 @@ class GAN(pl.LightningModule):
         self.svd_every = svd_every
         self.evaluator, self.eval_every, self.best_checkpoint = evaluator, eval_every, best_checkpoint
         self.best_metric = float("inf")
+        if divergence_action not in ("stop", "skip"):
+            from spectral_gan.errors import ConfigError
+            raise ConfigError(f"divergence.action must be stop or skip, got {divergence_action!r}")
+        self.divergence_action, self.max_skips = divergence_action, max_skips
+        self.diverged_checkpoint, self.nan_at_step = diverged_checkpoint, nan_at_step
+        self.skipped_steps = 0
+        self.diverged: dict[str, Any] | None = None
+        self._pending_rng: dict[str, Any] | None = None
+        self.seed = seed
         self.run_hparams = hparams or {}
         if hparams:
             self.save_hyperparameters(hparams, logger=False)
@@ -105,8 +119,11 @@ class GAN(pl.LightningModule):
     # -- the step -----------------------------------------------------------------------------
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         d_opt, g_opt = self.optimizers()
+        stats = None
         for real in batch.split(self.batch_size):
-            stats = self._discriminator_update(real, d_opt)
+            stats = self._discriminator_update(real, d_opt) or stats
+            if self.diverged:
+                return
 
         # The generator update: D frozen (no grads, no power iteration), G's own norms (g_norm)
         # evaluated once.
@@ -114,8 +131,15 @@ class GAN(pl.LightningModule):
             d_gen = self.D(self.G(self._noise(self.batch_size)))
             loss_g = self.loss.g(d_gen)
             g_opt.zero_grad(set_to_none=True)
-            self.manual_backward(loss_g)
-            g_opt.step()
+            if self._finite(loss_g, "generator loss"):
+                self.manual_backward(loss_g)
+            elif self.diverged:
+                return
+            g_opt.step()  # without gradients (a skipped update) it changes nothing but the count
+        if stats is None:  # every discriminator update of this step was skipped
+            stats = {"loss_d": torch.tensor(float("nan")), "loss_adv": torch.tensor(float("nan")),
+                     "penalty": None, "d_real": torch.tensor([float("nan")]),
+                     "d_fake": torch.tensor([float("nan")])}
 
         step = self.gen_step
         if self.G_ema is not None and step > self.ema_start:
@@ -137,12 +161,17 @@ class GAN(pl.LightningModule):
 
     # -- evaluation -----------------------------------------------------------------------------
     def on_train_start(self) -> None:
+        self._restore_rng()
         if self.evaluator is not None and not self.evaluator.points:
             self.evaluator.prepare_reference(self.device)  # protocol complete before hparams
             self.run_hparams = {**self.run_hparams, "eval_protocol": self.evaluator.protocol}
 
     def run_evaluation(self, step: int) -> dict[str, float]:
-        metrics = self.evaluator.evaluate(lambda n: self.samples(self._noise(n)), self.device)
+        # Fixed evaluation noise from its own generator: the training RNG stream stays untouched.
+        gen = torch.Generator().manual_seed(self.seed + 1)
+        metrics = self.evaluator.evaluate(
+            lambda n: self.samples(torch.randn(n, self.G.z_dim, generator=gen).to(self.device)),
+            self.device)
         primary = self.evaluator.primary
         if primary in metrics:
             value = metrics[primary]
@@ -156,11 +185,28 @@ class GAN(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["best_metric"] = self.best_metric
+        checkpoint["diverged"] = self.diverged
+        checkpoint["skipped_steps"] = self.skipped_steps
+        # RNG states, so that a resumed run draws the noise the uninterrupted one would have.
+        checkpoint["rng"] = {"torch": torch.get_rng_state(), "python": random.getstate()[1],
+                             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
         # What spectral-gan-sample / spectral-gan-eval need to rebuild the networks.
         checkpoint["spectral_gan_config"] = getattr(self, "run_config", None)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.best_metric = checkpoint.get("best_metric", float("inf"))
+        self.skipped_steps = checkpoint.get("skipped_steps", 0)
+        self._pending_rng = checkpoint.get("rng")  # applied in on_train_start, after set-up
+
+    def _restore_rng(self) -> None:
+        rng, self._pending_rng = self._pending_rng, None
+        if not rng:
+            return
+        torch.set_rng_state(rng["torch"])
+        state = random.getstate()
+        random.setstate((state[0], tuple(rng["python"]), state[2]))
+        if rng.get("cuda") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
 
     def _discriminator_update(self, real: torch.Tensor, d_opt) -> dict[str, torch.Tensor]:
         with torch.no_grad(), power_iteration_paused(self.G):
@@ -168,14 +214,22 @@ class GAN(pl.LightningModule):
         with parametrize.cached():  # D's weights (and their power iteration) once per update
             d_real, d_fake = self.D(real), self.D(fake)
             loss_adv = self.loss.d(d_real, d_fake)
+            if self.nan_at_step is not None and self.gen_step + 1 == self.nan_at_step:
+                loss_adv = loss_adv * float("nan")  # fault injection (fault.nan_at_step)
             loss_d = loss_adv
             penalty = None
             if self.penalty is not None:
                 penalty = self.penalty.fn(self.D, real, fake, weight=self.penalty_weight)
                 loss_d = loss_d + penalty
             d_opt.zero_grad(set_to_none=True)
-            self.manual_backward(loss_d)
-        d_opt.step()
+            finite = self._finite(loss_d, "discriminator loss")
+            if finite:
+                self.manual_backward(loss_d)
+        if self.diverged:
+            return None
+        d_opt.step()  # a skipped update has no gradients: Adam leaves the weights alone
+        if not finite:
+            return None
         stats = {"loss_d": loss_d, "loss_adv": loss_adv, "penalty": penalty,
                  "d_real": d_real.detach(), "d_fake": d_fake.detach()}
         if self.gate_signals:  # OSN adaptive gates: on-device update, no host sync
@@ -184,6 +238,28 @@ class GAN(pl.LightningModule):
                 signals["grad_norm"] = self.d_grad_norm()
             update_gates(self.D, signals)
         return stats
+
+    # -- divergence guard -------------------------------------------------------------------------
+    def _finite(self, loss: torch.Tensor, what: str) -> bool:
+        """Check a loss before it touches the weights (one host sync per update: a scalar).
+
+        Non-finite: skip the update (``divergence.action=skip``, at most ``max_skips`` times) or
+        stop: save ``diverged.ckpt`` with the last finite weights, log the event, end training.
+        """
+        if bool(torch.isfinite(loss)):
+            return True
+        step = self.gen_step + 1
+        if self.divergence_action == "skip" and self.skipped_steps < self.max_skips:
+            self.skipped_steps += 1
+            self._log({"events/skipped_step": 1.0, "events/skipped_total": self.skipped_steps}, step)
+            return False
+        self.diverged = {"step": step, "reason": f"non-finite {what} ({float(loss)})",
+                         "skipped_before": self.skipped_steps}
+        self._log({"events/diverged": 1.0}, step)
+        if self.diverged_checkpoint:
+            self.trainer.save_checkpoint(self.diverged_checkpoint)
+        self.trainer.should_stop = True
+        return False
 
     def d_grad_norm(self) -> torch.Tensor:
         """2-norm of all discriminator gradients of the last update."""
@@ -244,8 +320,10 @@ class GAN(pl.LightningModule):
         if out.dim() == 4:
             picture = image_grid(out)
         else:
-            picture = scatter_image(out if len(out) >= 512 else self.samples(self._noise(2048)),
-                                    self.reference_points)
+            if len(out) < 512:  # a cloud needs more points; fixed noise, not the training stream
+                z = torch.randn(2048, self.G.z_dim, generator=torch.Generator().manual_seed(self.seed))
+                out = self.samples(z.to(self.device))
+            picture = scatter_image(out, self.reference_points)
         for logger in self.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("samples", picture, step)

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from spectral_gan import config_resolvers
+from spectral_gan.checkpoint import read_checkpoint
 from spectral_gan.errors import ConfigError
 from spectral_gan.evaluation import Evaluator
 from spectral_gan.norms import NormHook, normalize_all
@@ -22,6 +25,9 @@ from spectral_gan.norms import NormHook, normalize_all
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 HPARAM_GROUPS = ("data", "generator", "discriminator", "norm", "loss", "optimizer")
 HPARAM_KEYS = ("steps", "n_dis", "batch_size", "seed", "ema", "g_norm", "eval")
+# What must match between a checkpoint and the config that resumes it.
+ARCHITECTURE_KEYS = ("generator", "discriminator", "norm", "g_norm", "data._target_",
+                     "data.image_size", "data.channels", "data.name")
 RUN_CONFIG_KEYS = ("data", "generator", "discriminator", "norm", "loss", "g_norm", "steps",
                    "n_dis", "batch_size", "seed", "ema")
 G_NORMS = ("none", "sn", "bsn", "osn")  # reparameterizations only: no batch centering in G
@@ -35,6 +41,12 @@ def validate(cfg: DictConfig) -> None:
     for key in ("log_every", "sample_every", "checkpoint_every"):
         if int(cfg[key]) < 1:
             raise ConfigError(f"{key} must be a positive number of generator steps, got {cfg[key]}")
+    norm = cfg.get("norm", {})
+    if (cfg.get("loss", {}).get("name") == "wgan" and norm.get("weight", "none") == "none"
+            and norm.get("penalty", "none") == "none"):
+        warnings.warn("loss=wgan without Lipschitz control (norm.weight=none, norm.penalty=none): "
+                      "the critic is unbounded and training usually diverges; consider norm=sn or "
+                      "norm=gp", UserWarning, stacklevel=2)
     if cfg.get("g_norm", "none") not in G_NORMS:
         raise ConfigError(f"g_norm={cfg.g_norm} is not available for the generator; valid options "
                           f"are: {', '.join(G_NORMS)}")
@@ -59,6 +71,49 @@ def hparams_of(cfg: DictConfig) -> dict[str, Any]:
     return params
 
 
+class TrainingDiverged(RuntimeError):
+    """Training stopped on a non-finite loss; a checkpoint of the last finite state was saved."""
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def check_resumable(cfg: DictConfig, ckpt: dict[str, Any], path: str) -> None:
+    """Refuse a checkpoint whose architecture or normalization differs from the config."""
+    saved = _flat(ckpt["spectral_gan_config"])
+    current = _flat({k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k])
+                     else cfg[k] for k in RUN_CONFIG_KEYS if k in cfg})
+    keys = sorted(k for k in set(saved) | set(current)
+                  if any(k == a or k.startswith(a + ".") for a in ARCHITECTURE_KEYS))
+    diff = [f"{k}={saved.get(k)!r} in the checkpoint but {current.get(k)!r} in the config"
+            for k in keys if saved.get(k) != current.get(k)]
+    if diff:
+        raise ConfigError(f"checkpoint {path} does not match this config: {'; '.join(diff[:4])}"
+                          f"{' (and more)' if len(diff) > 4 else ''}; resume with the same "
+                          f"architecture and normalization, or start a new run without ckpt_path")
+
+
+def prepare_resume(cfg: DictConfig) -> int:
+    """Validate ``ckpt_path`` and point the run at the checkpoint's run directory, so logging
+    continues in the same TensorBoard run. Returns the generator step to resume from."""
+    path = cfg.get("ckpt_path")
+    if not path:
+        return 0
+    ckpt = read_checkpoint(path)
+    check_resumable(cfg, ckpt, path)
+    ckpt_dir = os.path.dirname(os.path.abspath(path))
+    if os.path.basename(ckpt_dir) == "checkpoints":
+        with open_dict(cfg):
+            cfg.paths.run_dir = os.path.dirname(ckpt_dir)
+    return int(ckpt.get("global_step", 0)) // (int(cfg.n_dis) + 1)
+
+
 def build_evaluator(cfg: DictConfig, datamodule) -> Evaluator | None:
     ev = cfg.get("eval")
     if ev is None:
@@ -71,9 +126,11 @@ def build_evaluator(cfg: DictConfig, datamodule) -> Evaluator | None:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Build everything from ``cfg`` and fit. Returns the run's paths and final step."""
     validate(cfg)
+    resume_step = prepare_resume(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     datamodule.check_available()
+    datamodule.resume_step = resume_step  # in-memory and 2-D data continue where they stopped
     generator = instantiate(cfg.generator, shape=datamodule.shape)
     if cfg.get("g_norm", "none") != "none":
         normalize_all(generator, NormHook(weight=cfg.g_norm))
@@ -96,6 +153,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     run_dir = cfg.paths.run_dir
+    if module.diverged:
+        d = module.diverged
+        raise TrainingDiverged(
+            f"training diverged at generator step {d['step']}: {d['reason']}. The last finite "
+            f"state is in {os.path.join(run_dir, 'checkpoints', 'diverged.ckpt')}; the event is "
+            f"logged as events/diverged. Lower the learning rates or try another normalization.")
     return {
         "run_dir": run_dir,
         "gen_step": module.gen_step,
@@ -103,6 +166,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "samples": os.path.join(run_dir, "samples", f"step_{module.gen_step:06d}.png"),
         "trainer": trainer,
         "module": module,
+        "interrupted": getattr(module, "interrupted", None),
     }
 
 
@@ -119,6 +183,11 @@ def _report(result: dict[str, Any]) -> None:
     if not result["trainer"].is_global_zero:
         return
     run_dir = result["run_dir"]
+    if result.get("interrupted"):
+        i = result["interrupted"]
+        print(f"\nInterrupted by {i['signal']} after generator step {i['gen_step']}; saved "
+              f"{i['checkpoint']}. Resume with the same overrides plus ckpt_path={i['checkpoint']}")
+        return
     print(f"\nTrained {result['gen_step']} generator steps. Run directory: {run_dir}")
     if os.path.exists(result["samples"]):
         print(f"  final samples: {result['samples']}")
@@ -131,13 +200,21 @@ def _main(cfg: DictConfig) -> None:
     # Hydra restores its saved resolver table before the job runs (hydra.core.singleton), which
     # drops resolvers registered at import time in some launch paths: register again here.
     config_resolvers.register()
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         result = train(cfg)
+    except TrainingDiverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        if multirun:  # the other jobs of the sweep go on; the comparison counts the divergence
+            return
+        sys.exit(3)
     except Exception as err:  # noqa: BLE001  unwrap Hydra's InstantiationException
         cause = config_error_in(err)
         if cause is None:
             raise
         print(f"error: {cause}", file=sys.stderr)
+        if multirun:
+            return
         sys.exit(2)
     _report(result)
 

@@ -18,18 +18,22 @@ from spectral_gan.errors import ConfigError
 class TensorBatches(IterableDataset):
     """Endless shuffled passes over an in-memory tensor, yielded as whole batches."""
 
-    def __init__(self, data: torch.Tensor, batch_size: int, seed: int = 0) -> None:
+    def __init__(self, data: torch.Tensor, batch_size: int, seed: int = 0, skip: int = 0) -> None:
         if batch_size > len(data):
             raise ConfigError(
                 f"a training step needs {batch_size} samples (batch_size x n_dis) but the dataset "
                 f"has only {len(data)}; lower batch_size or n_dis")
-        self.data, self.batch_size, self.seed = data, batch_size, seed
+        self.data, self.batch_size, self.seed, self.skip = data, batch_size, seed, skip
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         gen = torch.Generator().manual_seed(self.seed)
+        skip = self.skip  # resume: the same sequence, without the batches already trained on
         while True:
             order = torch.randperm(len(self.data), generator=gen)
             for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
+                if skip:
+                    skip -= 1
+                    continue
                 yield self.data[order[start:start + self.batch_size]]
 
 
@@ -49,6 +53,9 @@ class GANDataModule(pl.LightningDataModule):
         self.batches_per_step = batches_per_step
         self.num_workers = num_workers
         self.seed = seed
+        # Generator steps already trained (set on resume): in-memory and 2-D sources skip that
+        # many batches so a resumed run sees the batches an uninterrupted one would have.
+        self.resume_step = 0
 
     @property
     def step_batch_size(self) -> int:
@@ -83,4 +90,5 @@ class InMemoryImages(GANDataModule):
         return self._images
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(TensorBatches(self.images, self.step_batch_size, self.seed))
+        return self._loader(TensorBatches(self.images, self.step_batch_size, self.seed,
+                                          skip=self.resume_step))

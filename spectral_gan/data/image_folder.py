@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import torch
 import torchvision.transforms as T
@@ -12,6 +13,19 @@ from spectral_gan.data.base import GANDataModule
 from spectral_gan.errors import DatasetNotFoundError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+def readable(paths: list[str]) -> tuple[list[str], list[str]]:
+    """Split paths into images PIL can decode and ones it cannot (checked once, up front)."""
+    good, bad = [], []
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                img.verify()
+            good.append(path)
+        except Exception:  # noqa: BLE001  PIL raises many kinds for broken files
+            bad.append(path)
+    return good, bad
 
 
 def list_images(folder: str) -> list[str]:
@@ -36,9 +50,13 @@ class ImageFiles(Dataset):
 class ImageFolderDataModule(GANDataModule):
     dataset_name = "image_folder"
 
-    def __init__(self, root: str, image_size: int = 32, channels: int = 3, **kwargs) -> None:
+    def __init__(self, root: str, image_size: int = 32, channels: int = 3,
+                 on_bad_image: str = "skip", **kwargs) -> None:
         super().__init__(**kwargs)
-        self.root, self.image_size = str(root), image_size
+        if on_bad_image not in ("skip", "fail"):
+            raise DatasetNotFoundError(f"data.on_bad_image must be skip or fail, got {on_bad_image!r}")
+        self.root, self.image_size, self.on_bad_image = str(root), image_size, on_bad_image
+        self.unreadable: list[str] = []
         self.shape = (channels, image_size, image_size)
         self._paths: list[str] | None = None
 
@@ -49,7 +67,16 @@ class ImageFolderDataModule(GANDataModule):
             raise DatasetNotFoundError(
                 f"data=image_folder: folder {os.path.abspath(self.root)} does not exist; "
                 f"set data.root to a folder of images ({', '.join(IMAGE_EXTENSIONS)})")
-        paths = list_images(self.root)
+        paths, self.unreadable = readable(list_images(self.root))
+        if self.unreadable:
+            examples = ", ".join(self.unreadable[:3])
+            if self.on_bad_image == "fail":
+                raise DatasetNotFoundError(
+                    f"data=image_folder: {len(self.unreadable)} unreadable image(s) in "
+                    f"{os.path.abspath(self.root)} (e.g. {examples}); remove them, or set "
+                    f"data.on_bad_image=skip to train on the {len(paths)} readable ones")
+            warnings.warn(f"data=image_folder: skipping {len(self.unreadable)} unreadable image(s) "
+                          f"in {self.root} (e.g. {examples}); training on {len(paths)}")
         if len(paths) < self.step_batch_size:
             raise DatasetNotFoundError(
                 f"data=image_folder: {os.path.abspath(self.root)} holds {len(paths)} images "

@@ -28,14 +28,19 @@ def grid_modes(values: tuple[float, ...] = (-4.0, -2.0, 0.0, 2.0, 4.0)) -> torch
 class MixtureBatches(IterableDataset):
     """Endless batches from an equal-weight isotropic Gaussian mixture."""
 
-    def __init__(self, modes: torch.Tensor, std: float, batch_size: int, seed: int = 0) -> None:
-        self.modes, self.std, self.batch_size, self.seed = modes, std, batch_size, seed
+    def __init__(self, modes: torch.Tensor, std: float, batch_size: int, seed: int = 0,
+                 skip: int = 0) -> None:
+        self.modes, self.std, self.batch_size, self.seed, self.skip = modes, std, batch_size, seed, skip
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         gen = torch.Generator().manual_seed(self.seed)
+        skip = self.skip  # resume: replay the random stream past the batches already used
         while True:
             idx = torch.randint(len(self.modes), (self.batch_size,), generator=gen)
             noise = torch.randn(self.batch_size, self.modes.shape[1], generator=gen)
+            if skip:
+                skip -= 1
+                continue
             yield self.modes[idx] + self.std * noise
 
 
@@ -48,7 +53,8 @@ class GaussianMixtureDataModule(GANDataModule):
         self.shape = (int(modes.shape[1]),)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(MixtureBatches(self.modes, self.std, self.step_batch_size, self.seed))
+        return self._loader(MixtureBatches(self.modes, self.std, self.step_batch_size, self.seed,
+                                           skip=self.resume_step))
 
 
 class RingDataModule(GaussianMixtureDataModule):

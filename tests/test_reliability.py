@@ -1,0 +1,143 @@
+"""Fault injection: each failure mode handled as documented, with nothing lost."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from PIL import Image
+
+from spectral_gan.callbacks import AtomicCheckpointIO
+from spectral_gan.data import ImageFolderDataModule
+from spectral_gan.errors import ConfigError, DatasetNotFoundError
+from spectral_gan.train import TrainingDiverged, train
+from tests.conftest import run_cli
+from tests.test_train import RING, scalars
+
+
+def test_nan_at_step_stops_saves_and_exits_nonzero(tmp_path):
+    proc = run_cli(*RING, "fault.nan_at_step=3", "steps=10", "log_every=1",
+                   "callbacks.progress_bar.refresh_rate=0", cwd=tmp_path)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "diverged at generator step 3" in proc.stderr and "diverged.ckpt" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    run = next((tmp_path / "outputs" / "train" / "runs").iterdir())
+    ckpt = torch.load(run / "checkpoints" / "diverged.ckpt", weights_only=True)
+    assert ckpt["diverged"]["step"] == 3 and "non-finite discriminator loss" in ckpt["diverged"]["reason"]
+    assert ckpt["global_step"] == 4  # two finite generator steps; the NaN update never applied
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+    assert scalars(str(run))["events/diverged"] == [(3, 1.0)]
+
+
+def test_skip_mode_skips_a_bounded_number_of_updates(cfg_factory, tmp_path):
+    result = train(cfg_factory(*RING, "fault.nan_at_step=2", "divergence.action=skip", "steps=4"))
+    assert result["gen_step"] == 4 and result["module"].skipped_steps == 1
+    assert scalars(str(tmp_path))["events/skipped_step"][0][0] == 2
+    with pytest.raises(TrainingDiverged, match="step 2"):
+        train(cfg_factory(*RING, "fault.nan_at_step=2", "divergence.action=skip",
+                          "divergence.max_skips=0", "steps=4", run_dir=tmp_path / "b"))
+
+
+def test_resumed_run_reproduces_the_uninterrupted_one(cfg_factory, tmp_path):
+    common = [*RING, "trainer.deterministic=true", "norm=sn", "norm.penalty=r1", "seed=5"]
+    train(cfg_factory(*common, "steps=6", run_dir=tmp_path / "full"))
+    train(cfg_factory(*common, "steps=3", run_dir=tmp_path / "part"))
+    resumed = train(cfg_factory(*common, "steps=6",
+                                f"ckpt_path={tmp_path / 'part' / 'checkpoints' / 'last.ckpt'}",
+                                run_dir=tmp_path / "elsewhere"))
+    assert resumed["run_dir"] == str(tmp_path / "part")  # logging continues in the same run
+    full, part = scalars(str(tmp_path / "full")), scalars(str(tmp_path / "part"))
+    for tag in ("loss/d", "loss/g", "d/real"):
+        a = dict(full[tag])
+        b = dict(part[tag])
+        assert sorted(b) == [1, 2, 3, 4, 5, 6], tag
+        for step in (4, 5, 6):
+            assert b[step] == pytest.approx(a[step], rel=1e-5, abs=1e-6), (tag, step)
+
+
+def test_sigterm_saves_and_resume_continues(tmp_path):
+    env = dict(os.environ, SPECTRAL_GAN_OUTPUTS=str(tmp_path / "outputs"), PYTHONWARNINGS="ignore")
+    proc = subprocess.Popen([sys.executable, "-m", "spectral_gan.train", *RING, "steps=100000",
+                             "log_every=1", "callbacks.progress_bar.refresh_rate=0"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    runs = tmp_path / "outputs" / "train" / "runs"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until training is under way
+        events = list(runs.glob("*/tb/events.*")) if runs.exists() else []
+        if events and events[0].stat().st_size > 2000:
+            break
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "Interrupted by SIGTERM" in out
+    run = next(runs.iterdir())
+    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    k = state["global_step"] // 2
+    assert k >= 1
+    resumed = run_cli(*RING, f"steps={k + 3}", "log_every=1", "callbacks.progress_bar.refresh_rate=0",
+                      f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"Trained {k + 3} generator steps" in resumed.stdout
+    steps = [s for s, _ in scalars(str(run))["loss/d"]]
+    assert steps[-3:] == [k + 1, k + 2, k + 3]
+
+
+def test_mismatched_checkpoint_is_refused_naming_the_difference(cfg_factory, tmp_path):
+    train(cfg_factory(*RING, "norm=sn", "steps=2"))
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    with pytest.raises(ConfigError, match="norm.weight='sn' in the checkpoint but 'bsn' in the config"):
+        train(cfg_factory(*RING, "norm=bsn", "steps=4", f"ckpt_path={ckpt}"))
+    with pytest.raises(ConfigError, match="discriminator.hidden=128 in the checkpoint but 64"):
+        train(cfg_factory(*RING, "norm=sn", "discriminator.hidden=64", "steps=4", f"ckpt_path={ckpt}"))
+
+
+def test_corrupt_checkpoint_is_refused_clearly(tmp_path):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    proc = run_cli(*RING, "steps=4", f"ckpt_path={bad}", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and "could not be read" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"step": 1}, path)
+
+    def crash(checkpoint, filepath):
+        with open(filepath, "wb") as f:
+            f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr("lightning_fabric.plugins.io.torch_io._atomic_save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        io.save_checkpoint({"step": 2}, path)
+    assert torch.load(path, weights_only=True) == {"step": 1}  # the previous one, whole
+
+
+def test_broken_images_are_skipped_or_fail_by_config(tmp_path):
+    for i in range(4):
+        Image.new("RGB", (20, 20), color=(50 * i, 0, 0)).save(tmp_path / f"{i}.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    dm = ImageFolderDataModule(root=str(tmp_path), image_size=16, batch_size=2)
+    with pytest.warns(UserWarning, match="skipping 1 unreadable"):
+        dm.check_available()
+    assert len(dm._paths) == 4 and dm.unreadable[0].endswith("broken.jpg")
+    strict = ImageFolderDataModule(root=str(tmp_path), image_size=16, batch_size=2, on_bad_image="fail")
+    with pytest.raises(DatasetNotFoundError, match="1 unreadable image.*data.on_bad_image=skip"):
+        strict.check_available()
+
+
+def test_risky_combination_warns(cfg_factory):
+    with pytest.warns(UserWarning, match="loss=wgan without Lipschitz control"):
+        train(cfg_factory(*RING, "loss=wgan", "norm=none", "steps=1"))
+
+
+def test_unknown_option_is_one_sentence(tmp_path):
+    proc = run_cli("nonsense_option=3", cwd=tmp_path, timeout=120)
+    assert proc.returncode != 0 and "nonsense_option" in proc.stderr and "Traceback" not in proc.stderr
