@@ -14,8 +14,9 @@ endif
 
 ARGS ?=
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: install run test test-slow clean
+.PHONY: install run test test-slow bench clean
 install: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
@@ -38,6 +39,10 @@ test: $(STAMP)
 ## Longer tests (real training runs of minutes).
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+## Benchmarks (about 15 minutes on 2 cores): benchmarks/results/latest.json and docs/benchmarks.md.
+bench: $(STAMP)
+	$(PY) benchmarks/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -141,3 +141,13 @@ def test_risky_combination_warns(cfg_factory):
 def test_unknown_option_is_one_sentence(tmp_path):
     proc = run_cli("nonsense_option=3", cwd=tmp_path, timeout=120)
     assert proc.returncode != 0 and "nonsense_option" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_in_a_multirun_a_diverged_job_does_not_stop_the_others(tmp_path):
+    proc = run_cli("-m", *RING, "fault.nan_at_step=2,null", "steps=3",
+                   "callbacks.progress_bar.refresh_rate=0", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "diverged at generator step 2" in proc.stderr
+    assert "Trained 3 generator steps" in proc.stdout
+    jobs = sorted((tmp_path / "outputs" / "train" / "multiruns").glob("*/*/checkpoints"))
+    assert len(jobs) == 2 and (jobs[0] / "diverged.ckpt").exists() and (jobs[1] / "last.ckpt").exists()

@@ -262,3 +262,13 @@ def test_mode_metrics_on_ring(cfg_factory, tmp_path):
     for tag in ("metrics/modes", "metrics/high_quality", "metrics/reverse_kl", "metrics/best_reverse_kl"):
         assert [s for s, _ in logged[tag]] == [1, 2], tag
     assert 0 <= logged["metrics/modes"][-1][1] <= 8
+
+
+def test_step_timer_writes_step_times(cfg_factory, tmp_path):
+    out = tmp_path / "times.json"
+    train(cfg_factory(*RING, "steps=6", "+callbacks.step_timer._target_=spectral_gan.callbacks.StepTimer",
+                      f"+callbacks.step_timer.path={out}"))
+    import json
+    result = json.loads(out.read_text())
+    assert len(result["all_step_times"]) == 6 and len(result["step_times"]) == 2  # 3 warm-up, last
+    assert all(t > 0 for t in result["all_step_times"]) and result["peak_rss_mb"] > 0

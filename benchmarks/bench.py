@@ -1,0 +1,190 @@
+"""`make bench`: step time of every normalization preset through the real training path, the
+framework against a bare PyTorch loop, peak memory, FID throughput and a scaling table.
+
+Method: each measurement runs `python -m spectral_gan.train` (the `spectral-gan-train` path) in a
+subprocess with a StepTimer callback; the first 3 steps (warm-up) and the last (it samples and
+evaluates) are dropped and the median of the rest is taken. Variants are interleaved (every
+preset once per round, `--repeats` rounds), and ratios are taken within this run: the median over
+rounds of each preset's median against `none`'s. The bare loop, written here with the same
+networks, SN, loss, optimizers and batch, runs in this process between rounds.
+
+Writes benchmarks/results/latest.json and the table between the markers in docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESETS = ["none", "sn", "bsn", "msn", "osn", "gp", "bn"]
+MODEL = ["data=mnist5k", "generator=dcgan", "discriminator=dcgan", "loss=hinge", "n_dis=1"]
+
+
+def train_step_time(overrides: list[str], steps: int, device: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "times.json")
+        cmd = [sys.executable, "-m", "spectral_gan.train", *MODEL, *overrides, f"steps={steps}",
+               "ema.decay=0", "eval.every=0", "eval.classifier=false", "log_every=1000",
+               "sample_every=100000", "checkpoint_every=100000",
+               "callbacks.progress_bar.refresh_rate=0", "trainer.enable_model_summary=false",
+               f"trainer.accelerator={device}", f"hydra.run.dir={tmp}/run",
+               "+callbacks.step_timer._target_=spectral_gan.callbacks.StepTimer",
+               f"+callbacks.step_timer.path={out}"]
+        env = dict(os.environ, PYTHONWARNINGS="ignore")
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(overrides)} failed:\n{proc.stderr[-3000:]}")
+        with open(out) as f:
+            result = json.load(f)
+    result["median_s"] = statistics.median(result["step_times"])
+    return result
+
+
+def bare_loop_step_time(steps: int, batch: int, ch: int, device: str) -> float:
+    """The same step written as a plain loop: no Lightning, no logging, no callbacks."""
+    from torch.nn.utils import parametrize
+
+    from spectral_gan.data import MNIST5kDataModule
+    from spectral_gan.losses import get_loss
+    from spectral_gan.models import DCGANDiscriminator, DCGANGenerator
+    from spectral_gan.norms import NormHook, power_iteration_paused
+
+    torch.manual_seed(0)
+    dev = torch.device(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    g = DCGANGenerator((1, 32, 32), ch=ch).to(dev)
+    d = DCGANDiscriminator((1, 32, 32), ch=ch, norm=NormHook("sn")).to(dev)
+    opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
+    loss = get_loss("hinge")
+    data = iter(MNIST5kDataModule(batch_size=batch).train_dataloader())
+    times = []
+    for _ in range(steps):
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        real = next(data).to(dev)
+        with torch.no_grad():
+            fake = g(torch.randn(batch, 128, device=dev))
+        with parametrize.cached():
+            l_d = loss.d(d(real), d(fake))
+            opt_d.zero_grad(set_to_none=True)
+            l_d.backward()
+        opt_d.step()
+        d.requires_grad_(False)
+        with power_iteration_paused(d), parametrize.cached():
+            l_g = loss.g(d(g(torch.randn(batch, 128, device=dev))))
+            opt_g.zero_grad(set_to_none=True)
+            l_g.backward()
+        opt_g.step()
+        d.requires_grad_(True)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[3:-1])
+
+
+def markdown(r: dict) -> str:
+    lines = [f"Measured {r['date']} on {r['device']} ({r['threads']} threads), torch {r['torch']}; "
+             f"SN-paper CNN (ch={r['ch']}), 32x32, batch {r['batch']}, n_dis 1, hinge; "
+             f"{r['repeats']} interleaved rounds of {r['steps']} steps, median step time. "
+             f"Reproduce: `make bench`.", "",
+             "| preset | step (ms) | steps/s | ratio vs none | target | peak RSS (MB) |",
+             "|---|---|---|---|---|---|"]
+    targets = {"sn": "<= 1.05", "osn": "<= 1.05", "bsn": "<= 1.08", "msn": "<= 1.08",
+               "gp": "reported", "bn": "reported", "none": "1"}
+    for p in r["presets"]:
+        ms = r["step_ms"][p]
+        lines.append(f"| {p} | {ms:.0f} | {1000 / ms:.2f} | {r['norm_ratio_vs_none'][p]:.3f} | "
+                     f"{targets[p]} | {r['peak_rss_mb'][p]:.0f} |")
+    lines += ["", f"Framework (Lightning module, `sn`) vs a bare loop of the same step: "
+              f"**{r['framework_ratio_vs_bare_loop']:.3f}** (bare loop {r['bare_loop_ms']:.0f} ms, "
+              f"framework {r['step_ms']['sn']:.0f} ms; target <= 1.05).", "",
+              "Scaling (`sn`, step time in ms):", "",
+              "| batch | ms | | width (ch) | ms |", "|---|---|---|---|---|"]
+    for (b, bm), (w, wm) in zip(r["scaling"]["batch"].items(), r["scaling"]["width"].items()):
+        lines.append(f"| {b} | {bm:.0f} | | {w} | {wm:.0f} |")
+    if "fid" in r:
+        lines += ["", f"FID feature extraction: Inception {r['fid']['inception_images_per_s']} images/s, "
+                  f"digit classifier {r['fid']['classifier_images_per_s']} images/s."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=14)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--ch", type=int, default=64)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--presets", nargs="*", default=PRESETS)
+    parser.add_argument("--no-scaling", action="store_true")
+    args = parser.parse_args()
+    common = [f"batch_size={args.batch}", f"generator.ch={args.ch}", f"discriminator.ch={args.ch}"]
+    per_round: dict[str, list[float]] = {p: [] for p in args.presets}
+    ratios: dict[str, list[float]] = {p: [] for p in args.presets}
+    rss: dict[str, float] = {}
+    bare: list[float] = []
+    for round_ in range(args.repeats):
+        for p in args.presets:
+            res = train_step_time([f"norm={p}", *common], args.steps, args.device)
+            per_round[p].append(res["median_s"])
+            rss[p] = max(rss.get(p, 0.0), res.get("peak_cuda_mb", res["peak_rss_mb"]))
+            print(f"round {round_ + 1} {p}: {res['median_s'] * 1000:.0f} ms", flush=True)
+        for p in args.presets:
+            ratios[p].append(per_round[p][-1] / per_round["none"][-1])
+        bare.append(bare_loop_step_time(args.steps, args.batch, args.ch, args.device))
+        print(f"round {round_ + 1} bare loop: {bare[-1] * 1000:.0f} ms", flush=True)
+    sn_over_bare = [s / b for s, b in zip(per_round["sn"], bare)]
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "device": (torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu"
+                   else f"CPU {platform.processor() or platform.machine()}"),
+        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "ch": args.ch, "batch": args.batch, "steps": args.steps, "repeats": args.repeats,
+        "presets": args.presets,
+        "step_ms": {p: statistics.median(v) * 1000 for p, v in per_round.items()},
+        "norm_ratio_vs_none": {p: statistics.median(v) for p, v in ratios.items()},
+        "framework_ratio_vs_bare_loop": statistics.median(sn_over_bare),
+        "bare_loop_ms": statistics.median(bare) * 1000,
+        "peak_rss_mb": rss,
+        "raw": {"per_round_s": per_round, "bare_loop_s": bare},
+    }
+    scaling: dict[str, dict] = {"batch": {}, "width": {}}
+    if not args.no_scaling:
+        for b in (32, 64, 128):
+            scaling["batch"][b] = train_step_time(
+                ["norm=sn", f"batch_size={b}", f"generator.ch={args.ch}", f"discriminator.ch={args.ch}"],
+                args.steps, args.device)["median_s"] * 1000
+        for w in (32, 64, 96):
+            scaling["width"][w] = train_step_time(
+                ["norm=sn", f"batch_size={args.batch}", f"generator.ch={w}", f"discriminator.ch={w}"],
+                args.steps, args.device)["median_s"] * 1000
+    result["scaling"] = scaling
+    fid = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fid_throughput.py"), "--repeats", "3"],
+                         capture_output=True, text=True, cwd=ROOT)
+    if fid.returncode == 0:
+        result["fid"] = json.loads(fid.stdout)
+    out = ROOT / "benchmarks" / "results" / "latest.json"
+    out.write_text(json.dumps(result, indent=2))
+    doc = ROOT / "docs" / "benchmarks.md"
+    text = doc.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    table = f"{start}\n{markdown(result)}\n{end}"
+    text = (text[:text.index(start)] + table + text[text.index(end) + len(end):]
+            if start in text else text.rstrip() + "\n\n## `make bench`\n\n" + table + "\n")
+    doc.write_text(text)
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
