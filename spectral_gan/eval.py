@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import sys
 
 import hydra
 import torch
@@ -14,7 +13,7 @@ from spectral_gan import config_resolvers
 from spectral_gan.checkpoint import load_generator
 from spectral_gan.evaluation import Evaluator
 from spectral_gan.sample import pick_device
-from spectral_gan.train import CONFIG_DIR, config_error_in
+from spectral_gan.train import CONFIG_DIR, or_exit_on_config_error
 
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict:
@@ -48,14 +47,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def _main(cfg: DictConfig) -> None:
     config_resolvers.register()
-    try:
-        result = evaluate_checkpoint(cfg)
-    except Exception as err:  # noqa: BLE001
-        cause = config_error_in(err)
-        if cause is None:
-            raise
-        print(f"error: {cause}", file=sys.stderr)
-        sys.exit(2)
+    result = or_exit_on_config_error(lambda: evaluate_checkpoint(cfg))
     for name, value in result["metrics"].items():
         print(f"{name}: {value:.4f}")
     print(f"wrote {result['out']}")

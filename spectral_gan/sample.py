@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import hydra
 import numpy as np
@@ -13,7 +12,7 @@ from torchvision.utils import save_image
 from spectral_gan import config_resolvers
 from spectral_gan.checkpoint import load_generator
 from spectral_gan.errors import ConfigError
-from spectral_gan.train import CONFIG_DIR, config_error_in
+from spectral_gan.train import CONFIG_DIR, or_exit_on_config_error
 from spectral_gan.visualize import scatter_image
 
 
@@ -54,14 +53,7 @@ def write_samples(cfg: DictConfig) -> dict:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="sample")
 def _main(cfg: DictConfig) -> None:
     config_resolvers.register()
-    try:
-        result = write_samples(cfg)
-    except Exception as err:  # noqa: BLE001
-        cause = config_error_in(err)
-        if cause is None:
-            raise
-        print(f"error: {cause}", file=sys.stderr)
-        sys.exit(2)
+    result = or_exit_on_config_error(lambda: write_samples(cfg))
     print(f"wrote {result['n']} samples of generator step {result['gen_step']} "
           f"({result['generator_weights']} weights) to {result['out']}")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import hydra
 import pytorch_lightning as pl
@@ -177,6 +177,18 @@ def config_error_in(err: BaseException | None) -> ConfigError | None:
             return err
         err = err.__cause__ or err.__context__
     return None
+
+
+def or_exit_on_config_error(task: Callable[[], Any]) -> Any:
+    """Run ``task``; a ConfigError behind whatever it raises becomes one line and exit status 2."""
+    try:
+        return task()
+    except Exception as err:  # noqa: BLE001  unwrap Hydra's InstantiationException
+        cause = config_error_in(err)
+        if cause is None:
+            raise
+        print(f"error: {cause}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _report(result: dict[str, Any]) -> None:

@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
 import scipy.linalg
 import torch
-from PIL import Image
 from torchvision.utils import save_image
 
 from spectral_gan.data import DigitsDataModule
