@@ -52,6 +52,12 @@ def validate(cfg: DictConfig) -> None:
                           f"are: {', '.join(G_NORMS)}")
 
 
+def plain(cfg: DictConfig, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The resolved values of ``keys`` as plain Python (dicts, lists, scalars)."""
+    return {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+            for k in keys if k in cfg}
+
+
 def _strip_targets(node: Any) -> Any:
     if isinstance(node, dict):
         return {k: _strip_targets(v) for k, v in node.items() if not str(k).startswith("_")}
@@ -64,10 +70,7 @@ def hparams_of(cfg: DictConfig) -> dict[str, Any]:
     if HydraConfig.initialized():
         choices = HydraConfig.get().runtime.choices
         params["choice"] = {g: choices.get(g) for g in HPARAM_GROUPS + ("experiment",)}
-    for key in HPARAM_GROUPS + HPARAM_KEYS:
-        node = cfg.get(key)
-        params[key] = _strip_targets(OmegaConf.to_container(node, resolve=True)
-                                     if OmegaConf.is_config(node) else node)
+    params.update(_strip_targets(plain(cfg, HPARAM_GROUPS + HPARAM_KEYS)))
     return params
 
 
@@ -87,8 +90,7 @@ def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
 def check_resumable(cfg: DictConfig, ckpt: dict[str, Any], path: str) -> None:
     """Refuse a checkpoint whose architecture or normalization differs from the config."""
     saved = _flat(ckpt["spectral_gan_config"])
-    current = _flat({k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k])
-                     else cfg[k] for k in RUN_CONFIG_KEYS if k in cfg})
+    current = _flat(plain(cfg, RUN_CONFIG_KEYS))
     keys = sorted(k for k in set(saved) | set(current)
                   if any(k == a or k.startswith(a + ".") for a in ARCHITECTURE_KEYS))
     diff = [f"{k}={saved.get(k)!r} in the checkpoint but {current.get(k)!r} in the config"
@@ -146,8 +148,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         hparams=hparams_of(cfg),
     )
     module.evaluator = build_evaluator(cfg, datamodule)
-    module.run_config = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k])
-                         else cfg[k] for k in RUN_CONFIG_KEYS if k in cfg}
+    module.run_config = plain(cfg, RUN_CONFIG_KEYS)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
