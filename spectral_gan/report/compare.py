@@ -1,0 +1,135 @@
+"""Aggregate a sweep: one row per configuration, metrics as mean and std over seeds."""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import statistics
+from collections import defaultdict
+
+from spectral_gan.report.runs import Run
+
+# metric tag -> whether larger is better
+METRICS = {"metrics/fid": False, "metrics/is": True, "metrics/kid": False,
+           "metrics/fid_classifier": False, "metrics/is_classifier": True,
+           "metrics/modes": True, "metrics/high_quality": True, "metrics/reverse_kl": False}
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def group(runs: list[Run]) -> dict[str, list[Run]]:
+    groups: dict[str, list[Run]] = defaultdict(list)
+    for run in runs:
+        groups[run.config].append(run)
+    return dict(groups)
+
+
+def table(runs: list[Run]) -> list[dict]:
+    """Rows: config, seeds, diverged, steps/s, and for each metric present final and best."""
+    present = [m for m in METRICS if any(m in r.scalars for r in runs)]
+    rows = []
+    for config, members in group(runs).items():
+        row: dict = {"config": config, "seeds": len(members),
+                     "diverged": sum(r.diverged for r in members),
+                     "last_step": max((max((s for s, _ in r.series("loss/d")), default=0)
+                                       for r in members), default=0)}
+        row["steps_per_s"], row["steps_per_s_std"] = _mean_std([r.steps_per_second() for r in members])
+        for metric in present:
+            name = metric.split("/", 1)[1]
+            finals = [r.series(metric)[-1][1] for r in members if r.series(metric)]
+            pick = max if METRICS[metric] else min
+            bests = [pick(v for _, v in r.series(metric)) for r in members if r.series(metric)]
+            row[f"{name}_final"], row[f"{name}_final_std"] = _mean_std(finals)
+            row[f"{name}_best"], row[f"{name}_best_std"] = _mean_std(bests)
+        rows.append(row)
+    return rows
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def markdown(rows: list[dict]) -> str:
+    if not rows:
+        return "(no runs with TensorBoard logs found)"
+    metric_names = [k[:-len("_final")] for k in rows[0] if k.endswith("_final")]
+    header = ["config", "seeds", "diverged", "last step", "steps/s"]
+    header += [f"{m} final" for m in metric_names] + [f"{m} best" for m in metric_names]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        cells = [r["config"], str(r["seeds"]), str(r["diverged"]), str(r["last_step"]),
+                 f"{_fmt(r['steps_per_s'])} ± {_fmt(r['steps_per_s_std'])}"]
+        cells += [f"{_fmt(r[f'{m}_final'])} ± {_fmt(r[f'{m}_final_std'])}" for m in metric_names]
+        cells += [f"{_fmt(r[f'{m}_best'])} ± {_fmt(r[f'{m}_best_std'])}" for m in metric_names]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(rows: list[dict], path: str) -> None:
+    keys = list(rows[0]) if rows else ["config"]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_plots(runs: list[Run], out_dir: str) -> list[str]:
+    """Metric against step (mean with a band over seeds, one line per configuration), and
+    per-layer sigma against step. Returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    groups = group(runs)
+    tags = [m for m in METRICS if any(m in r.scalars for r in runs)] + ["loss/d"]
+    for tag in tags:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for config, members in groups.items():
+            by_step: dict[int, list[float]] = defaultdict(list)
+            for r in members:
+                for s, v in r.series(tag):
+                    by_step[s].append(v)
+            if not by_step:
+                continue
+            steps = sorted(by_step)
+            mean = [statistics.fmean(by_step[s]) for s in steps]
+            std = [statistics.stdev(by_step[s]) if len(by_step[s]) > 1 else 0.0 for s in steps]
+            ax.plot(steps, mean, label=config)
+            ax.fill_between(steps, [m - d for m, d in zip(mean, std)],
+                            [m + d for m, d in zip(mean, std)], alpha=0.2)
+        ax.set_xlabel("generator step")
+        ax.set_ylabel(tag)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = os.path.join(out_dir, f"{tag.replace('/', '_')}.png")
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    sigma_tags = sorted({t for r in runs for t in r.scalars if t.startswith("sigma/")})
+    if sigma_tags:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for config, members in groups.items():
+            for tag in sigma_tags:
+                series = members[0].series(tag)
+                if series:
+                    ax.plot([s for s, _ in series], [v for _, v in series],
+                            label=f"{config} {tag[len('sigma/'):]}", linewidth=0.8)
+        ax.set_xlabel("generator step")
+        ax.set_ylabel("sigma of the raw weight (first seed)")
+        ax.set_yscale("log")
+        ax.legend(fontsize=5, ncol=2)
+        fig.tight_layout()
+        path = os.path.join(out_dir, "sigma_per_layer.png")
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written

@@ -1,0 +1,81 @@
+"""Read the runs of a sweep directory: their overrides and scalar series."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+IGNORED_OVERRIDES = ("seed", "hydra.", "callbacks.progress_bar", "ckpt_path", "trainer.")
+
+
+@dataclass
+class Run:
+    path: str
+    overrides: dict[str, str]
+    scalars: dict[str, list[tuple[int, float, float]]] = field(default_factory=dict)  # step, value, wall
+
+    @property
+    def seed(self) -> str:
+        return self.overrides.get("seed", "0")
+
+    @property
+    def config(self) -> str:
+        """The run's configuration without its seed: runs that differ only by seed group together."""
+        keys = sorted(k for k in self.overrides if not k.startswith(IGNORED_OVERRIDES))
+        return " ".join(f"{k}={self.overrides[k]}" for k in keys) or "(defaults)"
+
+    @property
+    def diverged(self) -> bool:
+        return "events/diverged" in self.scalars or os.path.exists(
+            os.path.join(self.path, "checkpoints", "diverged.ckpt"))
+
+    def series(self, tag: str) -> list[tuple[int, float]]:
+        return [(s, v) for s, v, _ in self.scalars.get(tag, [])]
+
+    def steps_per_second(self) -> float | None:
+        """Generator steps per second of wall time, from the logged loss timestamps."""
+        points = self.scalars.get("loss/d", [])
+        if len(points) < 2:
+            return None
+        (s0, _, t0), (s1, _, t1) = points[0], points[-1]
+        return (s1 - s0) / (t1 - t0) if t1 > t0 else None
+
+
+def _overrides(run_dir: str) -> dict[str, str]:
+    path = os.path.join(run_dir, ".hydra", "overrides.yaml")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        items = yaml.safe_load(f) or []
+    out = {}
+    for item in items:
+        key, _, value = str(item).partition("=")
+        out[key.lstrip("+~")] = value
+    return out
+
+
+def read_run(run_dir: str) -> Run | None:
+    tb = os.path.join(run_dir, "tb")
+    if not os.path.isdir(tb):
+        return None
+    acc = EventAccumulator(tb, size_guidance={"scalars": 0, "images": 1, "tensors": 1})
+    acc.Reload()
+    scalars = {t: [(e.step, e.value, e.wall_time) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
+    for tag, points in scalars.items():  # a resumed run logs again from its checkpoint: keep the last
+        by_step = {s: (s, v, w) for s, v, w in points}
+        scalars[tag] = [by_step[s] for s in sorted(by_step)]
+    return Run(run_dir, _overrides(run_dir), scalars)
+
+
+def read_sweep(sweep_dir: str) -> list[Run]:
+    """Every run under ``sweep_dir`` (a multirun directory, or a folder of run directories)."""
+    runs = []
+    for root, dirs, _ in os.walk(sweep_dir):
+        if "tb" in dirs:
+            run = read_run(root)
+            if run is not None:
+                runs.append(run)
+            dirs[:] = []  # a run's own subfolders hold no further runs
+    return sorted(runs, key=lambda r: r.path)
