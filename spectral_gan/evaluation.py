@@ -66,6 +66,23 @@ class Evaluator:
             return "metrics/fid_classifier"
         return None
 
+    def metric_names(self) -> list[str]:
+        """The ``metrics/...`` names ``evaluate`` will produce (plus the tracked best)."""
+        if self.points:
+            names = ["metrics/modes", "metrics/high_quality", "metrics/reverse_kl"]
+        else:
+            names = []
+            for name, (suite, _) in self.suites.items():
+                suffix = suite.suffix
+                names.append(f"metrics/fid{suffix}")
+                if suite.kid is not None:
+                    names.append(f"metrics/kid{suffix}")
+                if suite.inception_score is not None:
+                    names.append(f"metrics/is{suffix}")
+        if self.primary:
+            names.append(self.primary.replace("metrics/", "metrics/best_"))
+        return names
+
     # -- reference side ----------------------------------------------------------------------
     def _reference_batches(self) -> Iterator[torch.Tensor]:
         images = getattr(self.dm, "images", None)

@@ -285,9 +285,15 @@ class GAN(pl.LightningModule):
                       prog_bar=True, logger=False)
         hp = {"hp/loss_d": metrics["loss/d"], "hp/loss_g": metrics["loss/g"]}
         if not self._hparams_logged:
+            # The HParams view shows the metrics declared here: losses now, evaluation metrics
+            # (final and best) as they are logged under hp/ later.
+            declared = dict(hp)
+            if self.evaluator is not None:
+                declared.update({n.replace("metrics/", "hp/"): float("nan")
+                                 for n in self.evaluator.metric_names()})
             for logger in self.loggers:
-                if isinstance(logger, TensorBoardLogger):  # HParams view: params + these metrics
-                    logger.log_hyperparams(self.run_hparams, metrics=hp)
+                if isinstance(logger, TensorBoardLogger):
+                    logger.log_hyperparams(self.run_hparams, metrics=declared)
                 else:
                     logger.log_hyperparams(self.run_hparams)
             self._hparams_logged = True
