@@ -180,6 +180,7 @@ class GAN(pl.LightningModule):
                 if self.best_checkpoint:
                     self.trainer.save_checkpoint(self.best_checkpoint)
             metrics[primary.replace("metrics/", "metrics/best_")] = self.best_metric
+        self.last_metrics = metrics
         self._log({**metrics, **{k.replace("metrics/", "hp/"): v for k, v in metrics.items()}}, step)
         return metrics
 

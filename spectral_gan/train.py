@@ -105,6 +105,11 @@ def prepare_resume(cfg: DictConfig) -> int:
     """Validate ``ckpt_path`` and point the run at the checkpoint's run directory, so logging
     continues in the same TensorBoard run. Returns the generator step to resume from."""
     path = cfg.get("ckpt_path")
+    if path == "auto":  # requeued or restarted job: resume if this run dir has a checkpoint
+        candidate = os.path.join(cfg.paths.run_dir, "checkpoints", "last.ckpt")
+        path = candidate if os.path.exists(candidate) else None
+        with open_dict(cfg):
+            cfg.ckpt_path = path
     if not path:
         return 0
     ckpt = read_checkpoint(path)
@@ -168,6 +173,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "trainer": trainer,
         "module": module,
         "interrupted": getattr(module, "interrupted", None),
+        "metrics": dict(getattr(module, "last_metrics", {})),
     }
 
 
@@ -209,7 +215,7 @@ def _report(result: dict[str, Any]) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def _main(cfg: DictConfig) -> None:
+def _main(cfg: DictConfig) -> float | None:
     # Hydra restores its saved resolver table before the job runs (hydra.core.singleton), which
     # drops resolvers registered at import time in some launch paths: register again here.
     config_resolvers.register()
@@ -230,6 +236,13 @@ def _main(cfg: DictConfig) -> None:
             return
         sys.exit(2)
     _report(result)
+    if cfg.get("optimized_metric"):  # what a hyperparameter sweeper (optuna) minimizes
+        value = result["metrics"].get(cfg.optimized_metric)
+        if value is None:
+            raise ConfigError(f"optimized_metric={cfg.optimized_metric} was not logged; metrics of "
+                              f"this run: {', '.join(sorted(result['metrics'])) or 'none'}")
+        return value
+    return None
 
 
 def main() -> None:

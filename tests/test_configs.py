@@ -109,3 +109,15 @@ def test_optimizer_defaults_are_the_sn_paper_setting(cfg_factory):
     import torch
     adam = opt([torch.nn.Parameter(torch.zeros(1))])
     assert adam.defaults["lr"] == 2e-4 and tuple(adam.defaults["betas"]) == (0.5, 0.999)
+
+
+@pytest.mark.parametrize("launcher,key,value", [("slurm", "max_num_timeout", 5), ("local", "n_jobs", 2)])
+def test_launcher_configs_compose(cfg_factory, launcher, key, value):
+    cfg = cfg_factory(f"hydra/launcher={launcher}")
+    assert cfg.hydra.launcher[key] == value
+
+
+def test_optuna_search_composes(cfg_factory):
+    cfg = cfg_factory("hparams_search=ring_optuna", "experiment=ring_sn")
+    assert cfg.optimized_metric == "metrics/best_reverse_kl"
+    assert "OptunaSweeper" in cfg.hydra.sweeper._target_ and "norm" in cfg.hydra.sweeper.params

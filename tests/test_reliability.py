@@ -151,3 +151,11 @@ def test_in_a_multirun_a_diverged_job_does_not_stop_the_others(tmp_path):
     assert "Trained 3 generator steps" in proc.stdout
     jobs = sorted((tmp_path / "outputs" / "train" / "multiruns").glob("*/*/checkpoints"))
     assert len(jobs) == 2 and (jobs[0] / "diverged.ckpt").exists() and (jobs[1] / "last.ckpt").exists()
+
+
+def test_ckpt_path_auto_resumes_only_when_the_run_has_a_checkpoint(cfg_factory, tmp_path):
+    first = train(cfg_factory(*RING, "steps=2", "ckpt_path=auto"))
+    assert first["gen_step"] == 2
+    second = train(cfg_factory(*RING, "steps=4", "ckpt_path=auto"))
+    assert second["gen_step"] == 4
+    assert [s for s, _ in scalars(str(tmp_path))["loss/d"]][-2:] == [3, 4]
