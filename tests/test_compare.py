@@ -1,20 +1,35 @@
-"""A real tiny multirun on ring (two norms, two seeds), then spectral-gan-compare."""
+"""A real tiny multirun on ring (two norms, two seeds), then spectral-gan-compare and a real
+TensorBoard server reading the same sweep."""
 from __future__ import annotations
 
 import csv
+import json
+import socket
 import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
 
 from spectral_gan.compare_cli import main as compare
 from tests.conftest import run_cli
 from tests.test_train import RING, scalars
 
 
-def test_multirun_then_compare(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    cwd = tmp_path_factory.mktemp("sweep")
     proc = run_cli("-m", *RING, "norm=none,sn", "seed=0,1", "steps=4", "log_every=1",
                    "eval.every=2", "eval.num_samples=200", "callbacks.progress_bar.refresh_rate=0",
-                   cwd=tmp_path, timeout=600)
+                   cwd=cwd, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    sweep = next((tmp_path / "outputs" / "train" / "multiruns").iterdir())
+    return next((cwd / "outputs" / "train" / "multiruns").iterdir())
+
+
+def test_compare_table_and_plots_match_the_event_files(sweep, capsys):
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
     assert len(jobs) == 4
     assert compare([str(sweep)]) == 0
@@ -22,11 +37,11 @@ def test_multirun_then_compare(tmp_path, capsys):
     with open(sweep / "comparison.csv") as f:
         rows = {r["config"]: r for r in csv.DictReader(f)}
     assert len(rows) == 2 and all(int(r["seeds"]) == 2 for r in rows.values())
-    assert set(rows) == {c for c in rows if "norm=none" in c or "norm=sn" in c}
     for norm in ("none", "sn"):
         row = next(r for c, r in rows.items() if f"norm={norm}" in c)
         members = [j for j in jobs if f"norm={norm}," in j.name or j.name.endswith(f"norm={norm}")]
         logged = [scalars(str(j)) for j in members]
+        assert len(logged) == 2
         finals = [s["metrics/reverse_kl"][-1][1] for s in logged]
         assert float(row["reverse_kl_final"]) == statistics.fmean(finals)
         # modes: larger is better, so "best" is each seed's maximum
@@ -36,6 +51,39 @@ def test_multirun_then_compare(tmp_path, capsys):
     for name in ("comparison.md", "metrics_reverse_kl.png", "metrics_modes.png", "sigma_per_layer.png"):
         assert (sweep / name).exists(), name
     assert "norm=sn" in printed and "reverse_kl final" in printed
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str):
+    with urllib.request.urlopen(url, timeout=5) as response:  # loopback only
+        return json.loads(response.read())
+
+
+def test_tensorboard_serves_the_sweep(sweep):
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(sweep),
+                               "--host", "127.0.0.1", "--port", str(port), "--load_fast", "false"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        runs, deadline = [], time.time() + 90
+        while time.time() < deadline and len(runs) < 4:
+            try:
+                runs = _get(f"http://127.0.0.1:{port}/data/runs")
+            except OSError:
+                pass
+            time.sleep(1)
+        assert len(runs) == 4 and all("norm=" in r and "seed=" in r for r in runs)  # names say overrides
+        tags = _get(f"http://127.0.0.1:{port}/data/plugin/scalars/tags")
+        for run in runs:
+            assert {"loss/d", "metrics/reverse_kl", "sigma/fc0"} <= set(tags[run]), run
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_compare_refuses_a_missing_directory(tmp_path, capsys):

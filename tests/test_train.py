@@ -149,11 +149,21 @@ def test_bad_input_is_one_clear_sentence(tmp_path, args, expected):
     assert "Traceback" not in proc.stderr
 
 
-def test_ddp_two_cpu_processes(tmp_path):
+def test_ddp_two_cpu_processes_keep_identical_vectors_and_metrics(tmp_path, monkeypatch):
+    from tests.conftest import REPO
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     proc = run_cli("experiment=ring_sn", "trainer=ddp", "trainer.accelerator=cpu", "steps=4",
-                   "callbacks.progress_bar.refresh_rate=0", cwd=tmp_path)
+                   "eval.every=2", "eval.num_samples=300", "callbacks.progress_bar.refresh_rate=0",
+                   "+callbacks.probe._target_=tests.ddp_probe.RankProbe",
+                   f"+callbacks.probe.out={tmp_path / 'probe'}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Trained 4 generator steps" in proc.stdout
+    r0 = torch.load(tmp_path / "probe" / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "probe" / "rank1.pt", weights_only=True)
+    assert len(r0["vectors"]) == 4  # 3 hidden layers + output of the MLP discriminator
+    assert all(torch.equal(a, b) for a, b in zip(r0["vectors"], r1["vectors"]))
+    assert all(torch.equal(a, b) for a, b in zip(r0["weights"], r1["weights"]))
+    assert r0["metrics"] and r0["metrics"] == r1["metrics"]
 
 
 @pytest.mark.slow
