@@ -22,6 +22,13 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def short_labels(configs: list[str]) -> dict[str, str]:
+    """Each configuration named by only the overrides that differ between configurations."""
+    tokens = {c: c.split(" ") for c in configs}
+    common = set.intersection(*(set(t) for t in tokens.values())) if len(configs) > 1 else set()
+    return {c: " ".join(t for t in tokens[c] if t not in common) or c for c in configs}
+
+
 def group(runs: list[Run]) -> dict[str, list[Run]]:
     groups: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
@@ -90,6 +97,7 @@ def write_plots(runs: list[Run], out_dir: str) -> list[str]:
 
     written = []
     groups = group(runs)
+    labels = short_labels(list(groups))
     tags = [m for m in METRICS if any(m in r.scalars for r in runs)] + ["loss/d"]
     for tag in tags:
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -103,7 +111,7 @@ def write_plots(runs: list[Run], out_dir: str) -> list[str]:
             steps = sorted(by_step)
             mean = [statistics.fmean(by_step[s]) for s in steps]
             std = [statistics.stdev(by_step[s]) if len(by_step[s]) > 1 else 0.0 for s in steps]
-            ax.plot(steps, mean, label=config)
+            ax.plot(steps, mean, label=labels[config])
             ax.fill_between(steps, [m - d for m, d in zip(mean, std)],
                             [m + d for m, d in zip(mean, std)], alpha=0.2)
         ax.set_xlabel("generator step")
@@ -122,7 +130,7 @@ def write_plots(runs: list[Run], out_dir: str) -> list[str]:
                 series = members[0].series(tag)
                 if series:
                     ax.plot([s for s, _ in series], [v for _, v in series],
-                            label=f"{config} {tag[len('sigma/'):]}", linewidth=0.8)
+                            label=f"{labels[config]} {tag[len('sigma/'):]}", linewidth=0.8)
         ax.set_xlabel("generator step")
         ax.set_ylabel("sigma of the raw weight (first seed)")
         ax.set_yscale("log")
