@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from spectral_gan.data.base import GANDataModule
+from spectral_gan.errors import ConfigError
 from spectral_gan.metrics.extractors import CLASSIFIER_DATASETS, classifier_suite, inception_suite
 from spectral_gan.metrics.toy import mode_metrics
 
@@ -46,7 +47,6 @@ class Evaluator:
         use_classifier = dataset in CLASSIFIER_DATASETS if classifier == "auto" else bool(classifier)
         if use_classifier:
             if dataset not in CLASSIFIER_DATASETS:
-                from spectral_gan.errors import ConfigError
                 raise ConfigError(f"eval.classifier=true needs data=mnist5k or digits, got {dataset}")
             self.suites["classifier"] = classifier_suite(dataset, kid=kid)
         if inception:

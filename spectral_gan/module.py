@@ -24,6 +24,7 @@ from torch.nn.utils import parametrize
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchvision.utils import save_image
 
+from spectral_gan.errors import ConfigError
 from spectral_gan.losses import AdversarialLoss
 from spectral_gan.norms import (gate_signals_needed, power_iteration_paused, power_iterations,
                                 update_gates)
@@ -87,7 +88,6 @@ class GAN(pl.LightningModule):
         self.evaluator, self.eval_every, self.best_checkpoint = evaluator, eval_every, best_checkpoint
         self.best_metric = float("inf")
         if divergence_action not in ("stop", "skip"):
-            from spectral_gan.errors import ConfigError
             raise ConfigError(f"divergence.action must be stop or skip, got {divergence_action!r}")
         self.divergence_action, self.max_skips = divergence_action, max_skips
         self.diverged_checkpoint, self.nan_at_step = diverged_checkpoint, nan_at_step

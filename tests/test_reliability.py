@@ -159,3 +159,8 @@ def test_ckpt_path_auto_resumes_only_when_the_run_has_a_checkpoint(cfg_factory, 
     second = train(cfg_factory(*RING, "steps=4", "ckpt_path=auto"))
     assert second["gen_step"] == 4
     assert [s for s, _ in scalars(str(tmp_path))["loss/d"]][-2:] == [3, 4]
+
+
+def test_unknown_divergence_action_is_refused(cfg_factory):
+    with pytest.raises(ConfigError, match="divergence.action must be stop or skip"):
+        train(cfg_factory(*RING, "divergence.action=ignore", "steps=1"))
