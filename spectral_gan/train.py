@@ -41,6 +41,9 @@ def validate(cfg: DictConfig) -> None:
     for key in ("log_every", "sample_every", "checkpoint_every"):
         if int(cfg[key]) < 1:
             raise ConfigError(f"{key} must be a positive number of generator steps, got {cfg[key]}")
+    action = cfg.get("divergence", {}).get("action", "stop")
+    if action not in ("stop", "skip"):
+        raise ConfigError(f"divergence.action must be stop or skip, got {action!r}")
     norm = cfg.get("norm", {})
     if (cfg.get("loss", {}).get("name") == "wgan" and norm.get("weight", "none") == "none"
             and norm.get("penalty", "none") == "none"):
