@@ -71,14 +71,7 @@ class Evaluator:
         if self.points:
             names = ["metrics/modes", "metrics/high_quality", "metrics/reverse_kl"]
         else:
-            names = []
-            for name, (suite, _) in self.suites.items():
-                suffix = suite.suffix
-                names.append(f"metrics/fid{suffix}")
-                if suite.kid is not None:
-                    names.append(f"metrics/kid{suffix}")
-                if suite.inception_score is not None:
-                    names.append(f"metrics/is{suffix}")
+            names = [f"metrics/{n}" for suite, _ in self.suites.values() for n in suite.names()]
         if self.primary:
             names.append(self.primary.replace("metrics/", "metrics/best_"))
         return names
@@ -137,11 +130,15 @@ class Evaluator:
         self._reference_ready = True
 
     # -- one evaluation -----------------------------------------------------------------------
+    def _generated(self, generate: Generate) -> Iterator[torch.Tensor]:
+        """``num_samples`` generated samples, in batches of at most ``batch_size``."""
+        for i in range(0, self.num_samples, self.batch_size):
+            yield generate(min(self.batch_size, self.num_samples - i))
+
     @torch.no_grad()
     def evaluate(self, generate: Generate, device: torch.device) -> dict[str, float]:
         if self.points:
-            samples = torch.cat([generate(min(self.batch_size, self.num_samples - i)).cpu()
-                                 for i in range(0, self.num_samples, self.batch_size)])
+            samples = torch.cat([batch.cpu() for batch in self._generated(generate)])
             return {f"metrics/{k}": v for k, v in
                     mode_metrics(samples, self.dm.modes, self.dm.std).items()}
         if not self.suites:
@@ -149,10 +146,9 @@ class Evaluator:
         self.prepare_reference(device)
         for suite, _ in self.suites.values():
             suite.reset_fake()
-        for i in range(0, self.num_samples, self.batch_size):
-            fake = generate(min(self.batch_size, self.num_samples - i)).to(device)
+        for fake in self._generated(generate):
             for suite, _ in self.suites.values():
-                suite.add_fake(fake)
+                suite.add_fake(fake.to(device))
         out: dict[str, float] = {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the rank warning is in the protocol

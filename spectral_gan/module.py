@@ -32,6 +32,7 @@ from spectral_gan.norms.monitor import condition_numbers, spectral_report
 from spectral_gan.penalties import get_penalty
 from spectral_gan.visualize import image_grid, scatter_image
 
+DIVERGENCE_ACTIONS = ("stop", "skip")
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 
@@ -87,7 +88,7 @@ class GAN(pl.LightningModule):
         self.svd_every = svd_every
         self.evaluator, self.eval_every, self.best_checkpoint = evaluator, eval_every, best_checkpoint
         self.best_metric = float("inf")
-        if divergence_action not in ("stop", "skip"):
+        if divergence_action not in DIVERGENCE_ACTIONS:
             raise ConfigError(f"divergence.action must be stop or skip, got {divergence_action!r}")
         self.divergence_action, self.max_skips = divergence_action, max_skips
         self.diverged_checkpoint, self.nan_at_step = diverged_checkpoint, nan_at_step
@@ -267,7 +268,7 @@ class GAN(pl.LightningModule):
         grads = [p.grad for p in self.D.parameters() if p.grad is not None]
         if not grads:
             return torch.zeros((), device=self.device)
-        return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        return torch.nn.utils.get_total_norm(grads)
 
     # -- logging ------------------------------------------------------------------------------
     def _log_scalars(self, step, stats, loss_g, d_opt, g_opt) -> None:

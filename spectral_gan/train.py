@@ -20,6 +20,7 @@ from spectral_gan import config_resolvers
 from spectral_gan.checkpoint import read_checkpoint
 from spectral_gan.errors import ConfigError
 from spectral_gan.evaluation import Evaluator
+from spectral_gan.module import DIVERGENCE_ACTIONS
 from spectral_gan.norms import NormHook, normalize_all
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
@@ -42,7 +43,7 @@ def validate(cfg: DictConfig) -> None:
         if int(cfg[key]) < 1:
             raise ConfigError(f"{key} must be a positive number of generator steps, got {cfg[key]}")
     action = cfg.get("divergence", {}).get("action", "stop")
-    if action not in ("stop", "skip"):
+    if action not in DIVERGENCE_ACTIONS:
         raise ConfigError(f"divergence.action must be stop or skip, got {action!r}")
     norm = cfg.get("norm", {})
     if (cfg.get("loss", {}).get("name") == "wgan" and norm.get("weight", "none") == "none"

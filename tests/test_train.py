@@ -255,6 +255,7 @@ def test_classifier_metrics_best_checkpoint_and_protocol(cfg_factory, tmp_path):
     logged = scalars(str(tmp_path))
     assert [s for s, _ in logged["metrics/fid_classifier"]] == [2, 4]
     assert "metrics/is_classifier" in logged and "metrics/best_fid_classifier" in logged
+    assert set(result["module"].evaluator.metric_names()) <= set(logged)  # HParams declares these
     best = min(v for _, v in logged["metrics/fid_classifier"])
     assert logged["metrics/best_fid_classifier"][-1][1] == pytest.approx(best)
     assert os.path.exists(tmp_path / "checkpoints" / "best.ckpt")

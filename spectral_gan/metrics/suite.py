@@ -65,6 +65,12 @@ class MetricSuite(nn.Module):
         if self.inception_score is not None:
             self.inception_score.update(images)
 
+    def names(self) -> list[str]:
+        """The keys ``compute`` returns (KID and IS standard deviations aside)."""
+        names = ["fid"] + (["kid"] if self.kid is not None else []) + (
+            ["is"] if self.inception_score is not None else [])
+        return [n + self.suffix for n in names]
+
     def compute(self) -> dict[str, float]:
         out: dict[str, float] = {}
         n = min(self.n_real, self.n_fake)
