@@ -11,6 +11,7 @@ from spectral_gan.models import DCGANDiscriminator, MLPDiscriminator
 from spectral_gan.norms import (MeanCenter, NormHook, PowerIteration, bidirectional_spectral_norm,
                                 mean_spectral_norm, optional_spectral_norm, power_iteration_paused,
                                 spectral_norm, update_gates)
+from spectral_gan.norms.power_iteration import SecondDimPowerIteration
 from spectral_gan.norms.monitor import condition_numbers, spectral_report
 from spectral_gan.penalties import dragan, get_penalty, r1, wgan_gp
 
@@ -104,6 +105,52 @@ def test_msn_centers_each_channel_in_training_and_uses_running_mean_in_eval():
     torch.testing.assert_close(y_eval, layer.layer(x) - layer.center.running_mean.view(1, -1, 1, 1))
     assert not hasattr(layer.center.weight, "shape")  # gamma off by default
     assert MeanCenter(5, learn_scale=True).weight.shape == (5,)
+
+
+@pytest.mark.parametrize("make,shape", [(lambda: nn.Conv2d(3, 5, 4, 2, 1), (6, 3, 8, 8)),
+                                        (lambda: nn.Linear(7, 4), (6, 7))])
+@pytest.mark.parametrize("frozen", [False, True])  # True: D during the generator's update
+def test_msn_folded_into_the_bias_equals_separate_centering(make, shape, frozen):
+    torch.manual_seed(0)
+    folded = mean_spectral_norm(make(), momentum=0.3)
+    separate = mean_spectral_norm(make(), momentum=0.3)
+    separate.load_state_dict(folded.state_dict())
+    separate.fold = False
+    assert folded.fold
+    with torch.no_grad():
+        folded.center.bias.normal_()
+        separate.center.bias.copy_(folded.center.bias)
+    folded.requires_grad_(not frozen)
+    separate.requires_grad_(not frozen)
+    x = (torch.randn(shape) + 2.0).requires_grad_()
+    x2 = x.detach().clone().requires_grad_()
+    with power_iteration_paused(folded), power_iteration_paused(separate):
+        y, y2 = folded(x), separate(x2)
+        torch.testing.assert_close(y, y2, rtol=1e-4, atol=1e-5)
+        (y * torch.linspace(-1, 2, y.numel()).view_as(y)).sum().backward()
+        (y2 * torch.linspace(-1, 2, y2.numel()).view_as(y2)).sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-4, atol=1e-5)
+    for (name, a), b in zip(folded.named_parameters(), separate.parameters()):
+        if frozen:
+            assert a.grad is None and b.grad is None
+        elif name == "layer.bias":  # cancels out of y: no gradient (folded) or a zero one (separate)
+            assert a.grad is None and b.grad.abs().max() < 1e-4
+        else:
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-3, atol=1e-4, msg=lambda m: f"{name}: {m}")
+    torch.testing.assert_close(folded.center.running_mean, separate.center.running_mean)
+    folded.eval(), separate.eval()
+    torch.testing.assert_close(folded(x), separate(x2), rtol=1e-4, atol=1e-5)
+
+
+def test_second_dim_power_iteration_matches_the_transposed_matrix():
+    torch.manual_seed(0)
+    w = torch.randn(6, 4, 3, 3)
+    matrix = w.movedim(1, 0).flatten(1)  # (4, 54): what BSN's input view means
+    u, v = torch.randn(4), torch.randn(54)
+    torch.testing.assert_close(SecondDimPowerIteration.mv(w.flatten(2), v), matrix @ v)
+    torch.testing.assert_close(SecondDimPowerIteration.mv_t(w.flatten(2), u), matrix.t() @ u)
+    p = SecondDimPowerIteration(w.flatten(2), eps=1e-12, warmup_iterations=200)
+    torch.testing.assert_close(p.sigma(w.flatten(2)), sigma(w, 1), rtol=1e-4, atol=1e-6)
 
 
 def test_msn_does_not_center_the_logit_layer():

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from spectral_gan.norms.power_iteration import PowerIteration, weight_matrix
+from spectral_gan.norms.power_iteration import PowerIteration, SecondDimPowerIteration, weight_matrix
 from spectral_gan.norms.registry import register_weight_norm
 from spectral_gan.norms.spectral import SpectralNorm, output_dim
 
@@ -29,13 +29,18 @@ class BidirectionalSpectralNorm(SpectralNorm):
         if self.bidirectional:
             # The input-channel view: the other of the first two dims becomes the rows.
             self.in_dim = 1 - self.dim if self.dim in (0, 1) else 0
-            self.power_in = PowerIteration(weight_matrix(weight, self.in_dim), eps)
+            self.power_in = (SecondDimPowerIteration if self.in_dim == 1 else PowerIteration)(
+                self.matrix_in(weight), eps)
+
+    def matrix_in(self, weight: torch.Tensor) -> torch.Tensor:
+        """The input-channel view as ``power_in`` takes it (for Conv a view, never a copy)."""
+        return weight.flatten(2) if self.in_dim == 1 else weight_matrix(weight, self.in_dim)
 
     def sigma(self, weight: torch.Tensor, iterate: bool) -> torch.Tensor:
         sigma_out = super().sigma(weight, iterate)
         if not self.bidirectional:
             return sigma_out
-        matrix_in = weight_matrix(weight, self.in_dim)
+        matrix_in = self.matrix_in(weight)
         if iterate:
             self.power_in.step(matrix_in, self.n_power_iterations)
         return (sigma_out + self.power_in.sigma(matrix_in)) / 2
@@ -48,7 +53,7 @@ class BidirectionalSpectralNorm(SpectralNorm):
         if not self.bidirectional:  # Linear: one view, as SN
             return super().raw_sigmas(weight)
         return {"out": self.power.sigma(weight_matrix(weight, self.dim)),
-                "in": self.power_in.sigma(weight_matrix(weight, self.in_dim))}
+                "in": self.power_in.sigma(self.matrix_in(weight))}
 
 
 @register_weight_norm("bsn")

@@ -35,7 +35,7 @@ class PowerIteration(nn.Module):
         super().__init__()
         self.eps = eps
         self.paused = False
-        rows, cols = matrix.shape
+        rows, cols = self.shape_of(matrix)
         with torch.no_grad():
             u = F.normalize(matrix.new_empty(rows, dtype=torch.float32).normal_(0, 1), dim=0, eps=eps)
             v = F.normalize(matrix.new_empty(cols, dtype=torch.float32).normal_(0, 1), dim=0, eps=eps)
@@ -45,13 +45,28 @@ class PowerIteration(nn.Module):
         # step already divides by a good estimate.
         self.step(matrix, warmup_iterations)
 
+    # The matrix products, overridden by views that are not stored as a matrix.
+    @staticmethod
+    def shape_of(matrix: torch.Tensor) -> tuple[int, int]:
+        return tuple(matrix.shape)
+
+    @staticmethod
+    def mv(matrix: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """``M v``."""
+        return torch.mv(matrix, v)
+
+    @staticmethod
+    def mv_t(matrix: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """``M^T u``."""
+        return torch.mv(matrix.t(), u)
+
     @torch.no_grad()
     def step(self, matrix: torch.Tensor, n: int) -> None:
         with torch.autocast(device_type=matrix.device.type, enabled=False):
             w = matrix.detach().float()
             for _ in range(n):
-                self.v.copy_(F.normalize(torch.mv(w.t(), self.u), dim=0, eps=self.eps))
-                self.u.copy_(F.normalize(torch.mv(w, self.v), dim=0, eps=self.eps))
+                self.v.copy_(F.normalize(self.mv_t(w, self.u), dim=0, eps=self.eps))
+                self.u.copy_(F.normalize(self.mv(w, self.v), dim=0, eps=self.eps))
 
     def sigma(self, matrix: torch.Tensor) -> torch.Tensor:
         """``u^T W v`` in fp32, differentiable in W (u and v are constants)."""
@@ -59,7 +74,31 @@ class PowerIteration(nn.Module):
         u = self.u.clone(memory_format=torch.contiguous_format)
         v = self.v.clone(memory_format=torch.contiguous_format)
         with torch.autocast(device_type=matrix.device.type, enabled=False):
-            return torch.dot(u, torch.mv(matrix.float(), v))
+            return torch.dot(u, self.mv(matrix.float(), v))
+
+
+class SecondDimPowerIteration(PowerIteration):
+    """Power iteration for a weight (a, b, ...) viewed with dim 1 as the rows: (b, a * rest).
+
+    Takes ``weight.flatten(2)`` (a view, no copy) and computes ``M v`` and ``M^T u`` as batched
+    products over dim 0, instead of materializing the transposed matrix once per evaluation (a
+    full copy of the weight; measured 2x slower for the SN CNN's 3x3 and 4x4 convolutions). The
+    vectors are laid out as ``weight.movedim(1, 0).flatten(1)`` would have them.
+    """
+
+    @staticmethod
+    def shape_of(matrix: torch.Tensor) -> tuple[int, int]:
+        a, b, k = matrix.shape
+        return b, a * k
+
+    @staticmethod
+    def mv(matrix: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        a, _, k = matrix.shape
+        return torch.bmm(matrix, v.view(a, k, 1)).sum(0).squeeze(1)
+
+    @staticmethod
+    def mv_t(matrix: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(u, matrix).reshape(-1)
 
 
 def power_iterations(module: nn.Module) -> Iterator[PowerIteration]:
