@@ -33,6 +33,7 @@ from spectral_gan.penalties import get_penalty
 from spectral_gan.visualize import image_grid, scatter_image
 
 DIVERGENCE_ACTIONS = ("stop", "skip")
+DIVERGENCE_CHECKS = ("deferred", "every_update")
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 
@@ -63,6 +64,7 @@ class GAN(pl.LightningModule):
         best_checkpoint: str | None = None,
         divergence_action: str = "stop",
         max_skips: int = 10,
+        divergence_check: str = "deferred",
         diverged_checkpoint: str | None = None,
         nan_at_step: int | None = None,
     ) -> None:
@@ -74,7 +76,7 @@ class GAN(pl.LightningModule):
         self.log_every, self.sample_every = log_every, sample_every
         self.sample_dir = sample_dir
         self.reference_points = reference_points
-        self.ema_start = ema_start
+        self.ema_start, self.ema_decay = ema_start, ema_decay
         self.G_ema = (AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay),
                                     use_buffers=True) if ema_decay > 0 else None)
         if self.G_ema is not None:  # averaged, never trained: keep it out of autograd and DDP
@@ -91,6 +93,11 @@ class GAN(pl.LightningModule):
         if divergence_action not in DIVERGENCE_ACTIONS:
             raise ConfigError(f"divergence.action must be stop or skip, got {divergence_action!r}")
         self.divergence_action, self.max_skips = divergence_action, max_skips
+        if divergence_check not in DIVERGENCE_CHECKS:
+            raise ConfigError(f"divergence.check must be deferred or every_update, got "
+                              f"{divergence_check!r}")
+        self.divergence_check = divergence_check
+        self._deferred: set[int] = set()  # ids of optimizers that skip non-finite steps on device
         self.diverged_checkpoint, self.nan_at_step = diverged_checkpoint, nan_at_step
         self.skipped_steps = 0
         self.diverged: dict[str, Any] | None = None
@@ -132,7 +139,7 @@ class GAN(pl.LightningModule):
             d_gen = self.D(self.G(self._noise(self.batch_size)))
             loss_g = self.loss.g(d_gen)
             g_opt.zero_grad(set_to_none=True)
-            if self._finite(loss_g, "generator loss"):
+            if self._guard(loss_g, g_opt, "generator loss"):
                 self.manual_backward(loss_g)
             elif self.diverged:
                 return
@@ -143,14 +150,13 @@ class GAN(pl.LightningModule):
                      "d_fake": torch.tensor([float("nan")])}
 
         step = self.gen_step
+        log_step = step % self.log_every == 0 or step == self.total_steps
+        if log_step and self._deferred and self._check_deferred():
+            return  # diverged
         if self.G_ema is not None and step > self.ema_start:
-            self.G_ema.update_parameters(self.G)
-            # g_norm: an average of unit vectors is not one; take G's current u, v instead.
-            for ema_p, p in zip(power_iterations(self.G_ema.module), power_iterations(self.G)):
-                ema_p.u.copy_(p.u)
-                ema_p.v.copy_(p.v)
+            self._update_ema()
         self.log("gen_step", float(step), logger=False)  # for checkpoint file names
-        if step % self.log_every == 0 or step == self.total_steps:
+        if log_step:
             self._log_scalars(step, stats, loss_g, d_opt, g_opt)
         if self.svd_every and step % self.svd_every == 0:
             self._log(condition_numbers(self.D), step)
@@ -163,6 +169,8 @@ class GAN(pl.LightningModule):
     # -- evaluation -----------------------------------------------------------------------------
     def on_train_start(self) -> None:
         self._restore_rng()
+        self._setup_divergence_check()
+        self._ema_started = self.G_ema is not None and bool(self.G_ema.n_averaged > 0)
         if self.evaluator is not None and not self.evaluator.points:
             self.evaluator.prepare_reference(self.device)  # protocol complete before hparams
             self.run_hparams = {**self.run_hparams, "eval_protocol": self.evaluator.protocol}
@@ -224,7 +232,7 @@ class GAN(pl.LightningModule):
                 penalty = self.penalty.fn(self.D, real, fake, weight=self.penalty_weight)
                 loss_d = loss_d + penalty
             d_opt.zero_grad(set_to_none=True)
-            finite = self._finite(loss_d, "discriminator loss")
+            finite = self._guard(loss_d, d_opt, "discriminator loss")
             if finite:
                 self.manual_backward(loss_d)
         if self.diverged:
@@ -241,7 +249,84 @@ class GAN(pl.LightningModule):
             update_gates(self.D, signals)
         return stats
 
+    # -- EMA ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """EMA of G's parameters and float buffers, as AveragedModel with get_ema_multi_avg_fn.
+
+        Done here rather than by ``AveragedModel.update_parameters``, which reads ``n_averaged``
+        on the host (two GPU syncs per step); the first update copies, as it does.
+        """
+        ema, decay = self.G_ema, self.ema_decay
+        pairs = [(a, b) for a, b in zip([*ema.module.parameters(), *ema.module.buffers()],
+                                        [*self.G.parameters(), *self.G.buffers()])]
+        floats = [(a, b.detach()) for a, b in pairs if a.is_floating_point()]
+        others = [(a, b) for a, b in pairs if not a.is_floating_point()]
+        if not self._ema_started:
+            torch._foreach_copy_([a for a, _ in floats], [b for _, b in floats])
+            self._ema_started = True
+        elif floats:
+            torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], 1.0 - decay)
+        for a, b in others:  # counters (BatchNorm's num_batches_tracked): the current value
+            a.copy_(b)
+        ema.n_averaged += 1
+        # g_norm: an average of unit vectors is not one; take G's current u, v instead.
+        for ema_p, p in zip(power_iterations(ema.module), power_iterations(self.G)):
+            ema_p.u.copy_(p.u)
+            ema_p.v.copy_(p.v)
+
     # -- divergence guard -------------------------------------------------------------------------
+    def _setup_divergence_check(self) -> None:
+        """Decide, per optimizer, whether non-finite updates are caught on the device.
+
+        ``divergence.check=deferred`` needs an optimizer that can skip a step on the device
+        (``_step_supports_amp_scaling``: fused Adam) and no GradScaler (``16-mixed`` sets the same
+        flag itself). Otherwise the loss is checked on the host before each update.
+        """
+        self._deferred = set()
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        if self.divergence_check != "deferred" or scaler is not None:
+            return
+        for opt in self.optimizers():
+            inner = getattr(opt, "optimizer", opt)
+            if getattr(inner, "_step_supports_amp_scaling", False):
+                self._deferred.add(id(inner))
+        self._bad_count = torch.zeros((), device=self.device)
+        self._first_bad = torch.full((2,), -1, dtype=torch.long, device=self.device)  # step, what
+
+    def _guard(self, loss: torch.Tensor, opt, what: str) -> bool:
+        """Whether to backpropagate ``loss`` and step ``opt`` (False: skip or stop)."""
+        inner = getattr(opt, "optimizer", opt)
+        if id(inner) not in self._deferred:
+            return self._finite(loss, what)
+        # Deferred: no host sync. A non-finite loss sets the optimizer's found_inf, so its step
+        # leaves weights and moments untouched on the device; _check_deferred acts at log steps.
+        bad = (~torch.isfinite(loss.detach())).float()
+        inner.found_inf = bad
+        self._bad_count += bad
+        first = (self._first_bad[0] < 0) & (bad > 0)
+        self._first_bad[0].masked_fill_(first, self.gen_step + 1)
+        self._first_bad[1].masked_fill_(first, 0 if what.startswith("discriminator") else 1)
+        return True
+
+    def _check_deferred(self) -> bool:
+        """At a log step: act on non-finite updates since the last check. True if diverged."""
+        count = int(self._bad_count.item())  # the one host sync, every log_every steps
+        if not count:
+            return False
+        first_step, which = (int(v) for v in self._first_bad.tolist())
+        what = ("discriminator", "generator")[which]
+        self._bad_count.zero_()
+        self._first_bad.fill_(-1)
+        if self.divergence_action == "skip" and self.skipped_steps + count <= self.max_skips:
+            self.skipped_steps += count
+            self._log({"events/skipped_step": 1.0, "events/skipped_total": self.skipped_steps},
+                      first_step)
+            return False
+        self._declare_diverged(first_step, f"non-finite {what} loss ({count} update(s) skipped "
+                                            f"on the device before the check at step {self.gen_step})")
+        return True
+
     def _finite(self, loss: torch.Tensor, what: str) -> bool:
         """Check a loss before it touches the weights (one host sync per update: a scalar).
 
@@ -255,13 +340,17 @@ class GAN(pl.LightningModule):
             self.skipped_steps += 1
             self._log({"events/skipped_step": 1.0, "events/skipped_total": self.skipped_steps}, step)
             return False
-        self.diverged = {"step": step, "reason": f"non-finite {what} ({float(loss)})",
-                         "skipped_before": self.skipped_steps}
+        self._declare_diverged(step, f"non-finite {what} ({float(loss)})")
+        return False
+
+    def _declare_diverged(self, step: int, reason: str) -> None:
+        """Record the event, save ``diverged.ckpt`` (finite weights: the bad update was never
+        applied) and end training."""
+        self.diverged = {"step": step, "reason": reason, "skipped_before": self.skipped_steps}
         self._log({"events/diverged": 1.0}, step)
         if self.diverged_checkpoint:
             self.trainer.save_checkpoint(self.diverged_checkpoint)
         self.trainer.should_stop = True
-        return False
 
     def d_grad_norm(self) -> torch.Tensor:
         """2-norm of all discriminator gradients of the last update."""
@@ -282,7 +371,7 @@ class GAN(pl.LightningModule):
             metrics["loss/d_adversarial"] = stats["loss_adv"]
             metrics[f"loss/penalty_{self.penalty.name}"] = stats["penalty"]
         metrics.update(spectral_report(self.D))
-        metrics = {k: float(v) for k, v in metrics.items()}
+        metrics = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in metrics.items()}
         self.log_dict({"loss_d": metrics["loss/d"], "loss_g": metrics["loss/g"]},
                       prog_bar=True, logger=False)
         hp = {"hp/loss_d": metrics["loss/d"], "hp/loss_g": metrics["loss/g"]}
@@ -302,7 +391,7 @@ class GAN(pl.LightningModule):
         self._log({**metrics, **hp}, step)
 
     def _log(self, metrics: dict[str, Any], step: int) -> None:
-        metrics = {k: float(v) for k, v in metrics.items()}
+        metrics = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in metrics.items()}
         for logger in self.loggers:
             logger.log_metrics(metrics, step=step)
 

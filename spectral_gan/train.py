@@ -20,8 +20,9 @@ from spectral_gan import config_resolvers
 from spectral_gan.checkpoint import read_checkpoint
 from spectral_gan.errors import ConfigError
 from spectral_gan.evaluation import Evaluator
-from spectral_gan.module import DIVERGENCE_ACTIONS
+from spectral_gan.module import DIVERGENCE_ACTIONS, DIVERGENCE_CHECKS
 from spectral_gan.norms import NormHook, normalize_all
+from spectral_gan.speed import apply_speed_options, validate_speed
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 HPARAM_GROUPS = ("data", "generator", "discriminator", "norm", "loss", "optimizer")
@@ -45,6 +46,9 @@ def validate(cfg: DictConfig) -> None:
     action = cfg.get("divergence", {}).get("action", "stop")
     if action not in DIVERGENCE_ACTIONS:
         raise ConfigError(f"divergence.action must be stop or skip, got {action!r}")
+    check = cfg.get("divergence", {}).get("check", "deferred")
+    if check not in DIVERGENCE_CHECKS:
+        raise ConfigError(f"divergence.check must be deferred or every_update, got {check!r}")
     norm = cfg.get("norm", {})
     if (cfg.get("loss", {}).get("name") == "wgan" and norm.get("weight", "none") == "none"
             and norm.get("penalty", "none") == "none"):
@@ -54,6 +58,7 @@ def validate(cfg: DictConfig) -> None:
     if cfg.get("g_norm", "none") not in G_NORMS:
         raise ConfigError(f"g_norm={cfg.g_norm} is not available for the generator; valid options "
                           f"are: {', '.join(G_NORMS)}")
+    validate_speed(cfg.get("speed", {}))
 
 
 def plain(cfg: DictConfig, keys: tuple[str, ...]) -> dict[str, Any]:
@@ -156,6 +161,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         reference_points=getattr(datamodule, "modes", None),
         hparams=hparams_of(cfg),
     )
+    # After the module is built: its EMA copy of G is only sampled, so it stays uncompiled.
+    apply_speed_options(module.G, module.D, cfg.get("speed", {}))
     module.evaluator = build_evaluator(cfg, datamodule)
     module.run_config = plain(cfg, RUN_CONFIG_KEYS)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]

@@ -83,3 +83,35 @@ def test_image_folder_missing_or_empty(tmp_path):
         ImageFolderDataModule(root=str(tmp_path / "nope")).check_available()
     with pytest.raises(DatasetNotFoundError, match="holds 0 images"):
         ImageFolderDataModule(root=str(tmp_path)).check_available()
+
+
+def test_synthetic_images_have_the_asked_shape_and_range_and_follow_the_seed():
+    from spectral_gan.data import SyntheticImages
+
+    dm = SyntheticImages(channels=3, image_size=48, num_samples=100, batch_size=10, seed=1)
+    assert dm.shape == (3, 48, 48) and dm.images.shape == (100, 3, 48, 48)
+    assert -1 <= dm.images.min() < dm.images.max() <= 1
+    torch.testing.assert_close(dm.images, SyntheticImages(num_samples=100, image_size=48, seed=1).images)
+    assert next(iter(dm.train_dataloader())).shape == (10, 3, 48, 48)
+    with pytest.raises(ConfigError, match="channels >= 1"):
+        SyntheticImages(channels=0)
+
+
+@pytest.mark.parametrize("on_device,max_mb,moved", [("auto", 1024, True), ("auto", 0.1, False),
+                                                   (True, 0.1, True), (False, 1024, False)])
+def test_small_in_memory_datasets_move_to_the_accelerator_once(on_device, max_mb, moved):
+    from spectral_gan.data import SyntheticImages
+
+    # "meta" stands in for an accelerator here: no GPU in CI, and no data is copied.
+    dm = SyntheticImages(num_samples=64, batch_size=8, on_device=on_device, on_device_max_mb=max_mb)
+    assert dm.place(torch.device("cpu")) is False
+    assert dm.place(torch.device("meta")) is moved
+    batch = next(iter(dm.train_dataloader()))
+    assert batch.device.type == ("meta" if moved else "cpu") and batch.shape == (8, 3, 32, 32)
+
+
+def test_on_device_rejects_other_values():
+    from spectral_gan.data import SyntheticImages
+
+    with pytest.raises(ConfigError, match="data.on_device must be auto, true or false"):
+        SyntheticImages(on_device="gpu")

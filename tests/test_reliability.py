@@ -19,27 +19,48 @@ from tests.conftest import run_cli
 from tests.test_train import RING, scalars
 
 
-def test_nan_at_step_stops_saves_and_exits_nonzero(tmp_path):
-    proc = run_cli(*RING, "fault.nan_at_step=3", "steps=10", "log_every=1",
-                   "callbacks.progress_bar.refresh_rate=0", cwd=tmp_path)
+@pytest.mark.parametrize("check,log_every,global_step", [
+    ("every_update", 1, 4),  # stops before step 3's D update: two whole generator steps
+    ("deferred", 1, 6),      # step 3's D update skipped on the device, its G update applied
+    ("deferred", 4, 8),      # detected at the log step 4, still reported as step 3
+])
+def test_nan_at_step_stops_saves_and_exits_nonzero(tmp_path, check, log_every, global_step):
+    proc = run_cli(*RING, "fault.nan_at_step=3", "steps=10", f"log_every={log_every}",
+                   f"divergence.check={check}", "callbacks.progress_bar.refresh_rate=0", cwd=tmp_path)
     assert proc.returncode == 3, proc.stderr[-2000:]
     assert "diverged at generator step 3" in proc.stderr and "diverged.ckpt" in proc.stderr
     assert "Traceback" not in proc.stderr
     run = next((tmp_path / "outputs" / "train" / "runs").iterdir())
     ckpt = torch.load(run / "checkpoints" / "diverged.ckpt", weights_only=True)
     assert ckpt["diverged"]["step"] == 3 and "non-finite discriminator loss" in ckpt["diverged"]["reason"]
-    assert ckpt["global_step"] == 4  # two finite generator steps; the NaN update never applied
+    assert ckpt["global_step"] == global_step
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+    # The NaN update never reached D: its Adam counted only the finite updates.
+    d_steps = {float(s["step"]) for s in ckpt["optimizer_states"][0]["state"].values()}
+    assert d_steps == {float(global_step // 2 - (check == "deferred"))}
     assert scalars(str(run))["events/diverged"] == [(3, 1.0)]
 
 
-def test_skip_mode_skips_a_bounded_number_of_updates(cfg_factory, tmp_path):
-    result = train(cfg_factory(*RING, "fault.nan_at_step=2", "divergence.action=skip", "steps=4"))
+@pytest.mark.parametrize("check", ["deferred", "every_update"])
+def test_skip_mode_skips_a_bounded_number_of_updates(cfg_factory, tmp_path, check):
+    result = train(cfg_factory(*RING, "fault.nan_at_step=2", "divergence.action=skip", "steps=4",
+                               f"divergence.check={check}"))
     assert result["gen_step"] == 4 and result["module"].skipped_steps == 1
     assert scalars(str(tmp_path))["events/skipped_step"][0][0] == 2
     with pytest.raises(TrainingDiverged, match="step 2"):
         train(cfg_factory(*RING, "fault.nan_at_step=2", "divergence.action=skip",
-                          "divergence.max_skips=0", "steps=4", run_dir=tmp_path / "b"))
+                          "divergence.max_skips=0", "steps=4", f"divergence.check={check}",
+                          run_dir=tmp_path / "b"))
+
+
+def test_deferred_check_needs_an_optimizer_that_skips_on_device(cfg_factory):
+    fused = train(cfg_factory(*RING, "steps=1"))["module"]
+    assert len(fused._deferred) == 2  # fused Adam for D and G: no host sync per update
+    plain = train(cfg_factory(*RING, "steps=1", "optimizer.d.fused=false",
+                              "optimizer.g.fused=false"))["module"]
+    assert plain._deferred == set()  # falls back to the per-update host check
+    with pytest.raises(ConfigError, match="divergence.check must be deferred or every_update"):
+        train(cfg_factory(*RING, "divergence.check=sometimes", "steps=1"))
 
 
 def test_resumed_run_reproduces_the_uninterrupted_one(cfg_factory, tmp_path):

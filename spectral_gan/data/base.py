@@ -29,7 +29,9 @@ class TensorBatches(IterableDataset):
         gen = torch.Generator().manual_seed(self.seed)
         skip = self.skip  # resume: the same sequence, without the batches already trained on
         while True:
-            order = torch.randperm(len(self.data), generator=gen)
+            # The permutation is drawn on the CPU (the same sequence on any device, so resumes
+            # match) and moved once per epoch: data on an accelerator is indexed there, no sync.
+            order = torch.randperm(len(self.data), generator=gen).to(self.data.device)
             for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
                 if skip:
                     skip -= 1
@@ -72,13 +74,41 @@ class GANDataModule(pl.LightningDataModule):
                           generator=torch.Generator().manual_seed(self.seed))
 
 
-class InMemoryImages(GANDataModule):
-    """Images loaded once into a float tensor in [-1, 1] of shape (N, C, H, W)."""
+ON_DEVICE = ("auto", True, False)
 
-    def __init__(self, image_size: int = 32, **kwargs) -> None:
+
+class InMemoryImages(GANDataModule):
+    """Images loaded once into a float tensor in [-1, 1] of shape (N, C, H, W).
+
+    ``on_device``: ``auto`` (default) copies the whole tensor to the accelerator once, at set-up,
+    when it is at most ``on_device_max_mb``; batches are then drawn there, with no per-step
+    host-to-device copy. ``true`` moves it whatever its size, ``false`` never. On the CPU it
+    changes nothing.
+    """
+
+    def __init__(self, image_size: int = 32, on_device: str | bool = "auto",
+                 on_device_max_mb: float = 1024, **kwargs) -> None:
         super().__init__(**kwargs)
+        if on_device not in ON_DEVICE:
+            raise ConfigError(f"data.on_device must be auto, true or false, got {on_device!r}")
         self.image_size = image_size
+        self.on_device, self.on_device_max_mb = on_device, on_device_max_mb
         self._images: torch.Tensor | None = None
+
+    def place(self, device: torch.device) -> bool:
+        """Move the images to ``device`` if ``on_device`` says so; returns whether they moved."""
+        if device.type == "cpu" or self.on_device is False:
+            return False
+        size_mb = self.images.numel() * self.images.element_size() / 2**20
+        if self.on_device == "auto" and size_mb > self.on_device_max_mb:
+            return False
+        self._images = self.images.to(device)
+        return True
+
+    def setup(self, stage: str) -> None:
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and stage == "fit":
+            self.place(trainer.strategy.root_device)
 
     def load(self) -> torch.Tensor:
         raise NotImplementedError

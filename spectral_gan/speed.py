@@ -1,0 +1,93 @@
+"""Speed switches for the generator and discriminator (``speed:`` in configs/train.yaml).
+
+Each switch leaves the function the networks compute unchanged (up to floating-point rounding):
+
+- ``channels_last``: NHWC memory format for 4-D activations and weights. oneDNN (CPU) and cuDNN
+  with tensor cores (GPU) run convolutions faster in it; on this project's 2-core CPU the first
+  convolution of a 3-channel image was 8x faster (docs/benchmarks.md has the whole-step effect).
+- ``compile``: ``torch.compile`` of each network in place (``nn.Module.compile``: state_dict keys
+  and checkpoints stay as they are). When compilation fails (no compiler, an unsupported op),
+  torch falls back to eager execution for that frame and the run goes on with a warning.
+- ``matmul_precision``: ``torch.set_float32_matmul_precision``; ``high`` lets fp32 matmuls use
+  TF32 on Ampere and newer GPUs (convolutions already do by default), no effect on the CPU.
+
+Mixed precision is the trainer's (``trainer.precision=bf16-mixed`` or ``16-mixed``); the power
+iteration of every spectral normalization runs in fp32 under it (norms/power_iteration.py).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+
+from spectral_gan.errors import ConfigError
+
+log = logging.getLogger(__name__)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+MATMUL_PRECISIONS = ("highest", "high", "medium")
+_CONVS = (nn.Conv2d, nn.ConvTranspose2d)
+
+
+def _to_channels_last(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    x = args[0] if args else None
+    if isinstance(x, torch.Tensor) and x.dim() == 4:
+        return (x.contiguous(memory_format=torch.channels_last), *args[1:])
+    return None
+
+
+def use_channels_last(model: nn.Module, weights: bool = False) -> bool:
+    """Put a model's 4-D weights and every 2-D convolution's input in channels_last.
+
+    Inputs are converted by a forward pre-hook on each convolution (a no-op once a tensor is in
+    the format), so models need not know: a generator's first feature map comes from a
+    ``view`` of a dense layer and real batches come from the loader in the default format.
+    Returns whether the model has 2-D convolutions (otherwise nothing is changed).
+    """
+    convs = [m for m in model.modules() if isinstance(m, _CONVS)]
+    if not convs:
+        return False
+    if weights:
+        model.to(memory_format=torch.channels_last)
+    for conv in convs:
+        conv.register_forward_pre_hook(_to_channels_last)
+    return True
+
+
+def compile_model(model: nn.Module, mode: str = "default", backend: str = "inductor") -> nn.Module:
+    """``torch.compile`` the model in place, falling back to eager where compilation fails."""
+    # A failed compile (no C++ compiler, an op inductor lacks) then costs speed, not the run.
+    torch._dynamo.config.suppress_errors = True
+    model.compile(mode=None if mode == "default" else mode, backend=backend)
+    return model
+
+
+def validate_speed(speed: Any) -> None:
+    for key in ("channels_last", "compile", "channels_last_weights"):
+        if not isinstance(speed.get(key, False), bool):
+            raise ConfigError(f"speed.{key} must be true or false, got {speed.get(key)!r}")
+    if speed.get("compile_mode", "default") not in COMPILE_MODES:
+        raise ConfigError(f"speed.compile_mode must be one of {', '.join(COMPILE_MODES)}, got "
+                          f"{speed.get('compile_mode')!r}")
+    if speed.get("matmul_precision", "highest") not in MATMUL_PRECISIONS:
+        raise ConfigError(f"speed.matmul_precision must be one of {', '.join(MATMUL_PRECISIONS)}, "
+                          f"got {speed.get('matmul_precision')!r}")
+
+
+def apply_speed_options(generator: nn.Module, discriminator: nn.Module, speed: Any) -> dict[str, Any]:
+    """Apply the ``speed:`` switches to both networks; returns what was applied (for the log)."""
+    validate_speed(speed)
+    applied: dict[str, Any] = {}
+    torch.set_float32_matmul_precision(speed.get("matmul_precision", "highest"))
+    applied["matmul_precision"] = torch.get_float32_matmul_precision()
+    if speed.get("channels_last", False):
+        weights = speed.get("channels_last_weights", False)
+        applied["channels_last"] = [use_channels_last(net, weights) for net in (generator, discriminator)]
+    if speed.get("compile", False):
+        for net in (generator, discriminator):
+            compile_model(net, speed.get("compile_mode", "default"),
+                          speed.get("compile_backend", "inductor"))
+        applied["compile"] = speed.get("compile_mode", "default")
+    log.info("speed options: %s", applied)
+    return applied

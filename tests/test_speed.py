@@ -1,0 +1,87 @@
+"""Speed switches and sync-free bookkeeping: each must leave the computation unchanged."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from spectral_gan.errors import ConfigError
+from spectral_gan.models import DCGANDiscriminator, DCGANGenerator
+from spectral_gan.module import GAN
+from spectral_gan.losses import get_loss
+from spectral_gan.norms import NormHook
+from spectral_gan.speed import use_channels_last, validate_speed
+from spectral_gan.train import train
+from tests.test_train import RING
+
+
+@pytest.mark.parametrize("weights", [False, True])
+def test_channels_last_feeds_every_conv_nhwc_and_computes_the_same(weights):
+    torch.manual_seed(0)
+    g = DCGANGenerator((3, 32, 32), ch=4)
+    d = DCGANDiscriminator((3, 32, 32), ch=4, norm=NormHook("sn"))
+    g2, d2 = copy.deepcopy(g), copy.deepcopy(d)
+    assert use_channels_last(g2, weights) and use_channels_last(d2, weights)
+    seen = []
+    for m in [*g2.modules(), *d2.modules()]:
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            m.register_forward_pre_hook(
+                lambda _, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    z = torch.randn(5, 128)
+    with torch.no_grad():
+        torch.testing.assert_close(d2(g2(z)), d(g(z)), rtol=1e-4, atol=1e-5)
+    assert len(seen) == 11 and all(seen)  # 4 generator convs, 7 discriminator convs
+    assert not use_channels_last(nn.Sequential(nn.Linear(2, 2)))  # nothing to do without convs
+
+
+def test_speed_options_are_validated():
+    validate_speed({"channels_last": True, "compile": False, "compile_mode": "default"})
+    with pytest.raises(ConfigError, match="speed.compile_mode must be one of default"):
+        validate_speed({"compile_mode": "fastest"})
+    with pytest.raises(ConfigError, match="speed.channels_last must be true or false"):
+        validate_speed({"channels_last": "auto"})
+
+
+def test_compile_keeps_the_training_step_and_falls_back_when_it_fails(cfg_factory, tmp_path):
+    from torch._dynamo import register_backend
+
+    @register_backend
+    def always_fails(gm, example_inputs):  # a compiler that is missing or breaks
+        raise RuntimeError("no compiler here")
+
+    common = [*RING, "norm=sn", "steps=3", "seed=3", "trainer.deterministic=true"]
+    eager = train(cfg_factory(*common, run_dir=tmp_path / "eager"))["module"]
+    # dynamo tracing with eager kernels: the parametrization cache and the paused power
+    # iteration must behave as without compile (same weights, same u after 3 steps)
+    traced = train(cfg_factory(*common, "speed.compile=true", "speed.compile_backend=eager",
+                               run_dir=tmp_path / "traced"))["module"]
+    failing = train(cfg_factory(*common, "speed.compile=true", "speed.compile_backend=always_fails",
+                                run_dir=tmp_path / "failing"))
+    assert failing["gen_step"] == 3
+    for other in (traced, failing["module"]):
+        for (name, a), b in zip(eager.state_dict().items(), other.state_dict().values()):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {m}")
+
+
+def test_ema_update_matches_averaged_model():
+    torch.manual_seed(0)
+    g = DCGANGenerator((1, 32, 32), ch=4)
+    module = GAN(g, DCGANDiscriminator((1, 32, 32), ch=4), get_loss("hinge"), ema_decay=0.9)
+    reference = AveragedModel(g, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
+    module._ema_started = False
+    for _ in range(3):
+        with torch.no_grad():
+            for p in g.parameters():
+                p.add_(torch.randn_like(p))
+        g(torch.randn(8, 128))  # BatchNorm running statistics move too
+        module._update_ema()
+        reference.update_parameters(g)
+    for (name, a), b in zip(module.G_ema.state_dict().items(), reference.state_dict().values()):
+        if a.is_floating_point():
+            torch.testing.assert_close(a, b, msg=lambda m: f"{name}: {m}")
+        elif name.endswith("num_batches_tracked"):  # a counter: ours copies it (AveragedModel
+            assert a == g.state_dict()[name[len("module."):]]  # averages it in integers)
+    assert module.G_ema.n_averaged == reference.n_averaged == 3
