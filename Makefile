@@ -16,7 +16,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install run test test-slow bench clean
+.PHONY: install run test test-slow bench bench-options clean
 install: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
@@ -43,6 +43,10 @@ test-slow: $(STAMP)
 ## Benchmarks (about 15 minutes on 2 cores): benchmarks/results/latest.json and docs/benchmarks.md.
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+## The effect of each speed switch (channels_last, bf16/fp16, compile, ...) against the defaults.
+bench-options: $(STAMP)
+	$(PY) benchmarks/options.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -28,18 +28,31 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ["none", "sn", "bsn", "msn", "osn", "gp", "bn"]
 MODEL = ["data=mnist5k", "generator=dcgan", "discriminator=dcgan", "loss=hinge", "n_dis=1"]
+# The peers' setting (../shared/design.md, section 6): 3-channel 32x32 random images, batch 64,
+# n_dis 5, hinge, SN; their step times were measured on this machine kind with 2 threads.
+PEER_MODEL = ["data=synthetic", "loss=hinge", "norm=sn", "n_dis=5", "batch_size=64"]
+PEERS = {
+    "cnn": {"arch": ["generator=dcgan", "discriminator=dcgan"],
+            "what": "SN-paper CNN (3.8M G / 2.9M D)",
+            "figures": {"StudioGAN": {"d_step_ms": 506, "g_step_ms": 369, "iteration_s": 2.9}}},
+    "resnet": {"arch": ["generator=resnet", "discriminator=resnet"],
+               "what": "SNGAN ResNet-32 (4.3M G / 1.05M D)",
+               "figures": {"Mimicry, StudioGAN, bare loop (alike)":
+                           {"d_step_ms": 2400, "g_step_ms": 4000, "iteration_s": 5 * 2.4 + 4.0}}},
+}
 
 
-def train_step_time(overrides: list[str], steps: int, device: str) -> dict:
+def train_step_time(overrides: list[str], steps: int, device: str, model: list[str] = MODEL,
+                    warmup: int = 3) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "times.json")
-        cmd = [sys.executable, "-m", "spectral_gan.train", *MODEL, *overrides, f"steps={steps}",
+        cmd = [sys.executable, "-m", "spectral_gan.train", *model, *overrides, f"steps={steps}",
                "ema.decay=0", "eval.every=0", "eval.classifier=false", "log_every=1000",
                "sample_every=100000", "checkpoint_every=100000",
                "callbacks.progress_bar.refresh_rate=0", "trainer.enable_model_summary=false",
                f"trainer.accelerator={device}", f"hydra.run.dir={tmp}/run",
                "+callbacks.step_timer._target_=spectral_gan.callbacks.StepTimer",
-               f"+callbacks.step_timer.path={out}"]
+               f"+callbacks.step_timer.path={out}", f"+callbacks.step_timer.warmup={warmup}"]
         env = dict(os.environ, PYTHONWARNINGS="ignore")
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -50,36 +63,48 @@ def train_step_time(overrides: list[str], steps: int, device: str) -> dict:
     return result
 
 
-def bare_loop_step_time(steps: int, batch: int, ch: int, device: str) -> float:
-    """The same step written as a plain loop: no Lightning, no logging, no callbacks."""
+def bare_loop_step_time(steps: int, batch: int, ch: int, device: str, n_dis: int = 1,
+                        data: str = "mnist5k", optimized: bool = True) -> float:
+    """The same step written as a plain loop: no Lightning, no logging, no callbacks.
+
+    ``optimized``: with this framework's default speed settings (channels_last inputs, fused
+    Adam), so that the ratio measures the framework alone; ``False`` is the loop as the peer
+    projects write it (default memory format, Adam's default implementation).
+    """
     from torch.nn.utils import parametrize
 
-    from spectral_gan.data import MNIST5kDataModule
+    from spectral_gan.data import MNIST5kDataModule, SyntheticImages
     from spectral_gan.losses import get_loss
     from spectral_gan.models import DCGANDiscriminator, DCGANGenerator
     from spectral_gan.norms import NormHook, power_iteration_paused
+    from spectral_gan.speed import use_channels_last
 
     torch.manual_seed(0)
     dev = torch.device(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    g = DCGANGenerator((1, 32, 32), ch=ch).to(dev)
-    d = DCGANDiscriminator((1, 32, 32), ch=ch, norm=NormHook("sn")).to(dev)
-    opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
+    dm = (MNIST5kDataModule if data == "mnist5k" else SyntheticImages)(batch_size=batch,
+                                                                      batches_per_step=n_dis)
+    shape = dm.shape
+    g = DCGANGenerator(shape, ch=ch).to(dev)
+    d = DCGANDiscriminator(shape, ch=ch, norm=NormHook("sn")).to(dev)
+    if optimized:
+        use_channels_last(g), use_channels_last(d)
+    opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999), fused=optimized or None)
+    opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999), fused=optimized or None)
     loss = get_loss("hinge")
-    data = iter(MNIST5kDataModule(batch_size=batch).train_dataloader())
+    loader = iter(dm.train_dataloader())
     times = []
     for _ in range(steps):
         if dev.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        real = next(data).to(dev)
-        with torch.no_grad():
-            fake = g(torch.randn(batch, 128, device=dev))
-        with parametrize.cached():
-            l_d = loss.d(d(real), d(fake))
-            opt_d.zero_grad(set_to_none=True)
-            l_d.backward()
-        opt_d.step()
+        for real in next(loader).to(dev).split(batch):
+            with torch.no_grad():
+                fake = g(torch.randn(batch, 128, device=dev))
+            with parametrize.cached():
+                l_d = loss.d(d(real), d(fake))
+                opt_d.zero_grad(set_to_none=True)
+                l_d.backward()
+            opt_d.step()
         d.requires_grad_(False)
         with power_iteration_paused(d), parametrize.cached():
             l_g = loss.g(d(g(torch.randn(batch, 128, device=dev))))
@@ -113,6 +138,18 @@ def markdown(r: dict) -> str:
               "| batch | ms | | width (ch) | ms |", "|---|---|---|---|---|"]
     for (b, bm), (w, wm) in zip(r["scaling"]["batch"].items(), r["scaling"]["width"].items()):
         lines.append(f"| {b} | {bm:.0f} | | {w} | {wm:.0f} |")
+    if r.get("peers"):
+        lines += ["", "Peers (design.md section 6; same architecture, batch 64, n_dis 5, hinge, SN, "
+                  "3-channel 32x32 random images; seconds per generator iteration = 5 D steps + "
+                  "1 G step). Ours and the plain loop are measured in this run; the peers' figures "
+                  "were measured on this machine kind in another run (runs drift by up to ~10%):", "",
+                  "| architecture | this framework (s) | plain PyTorch loop, this run (s) | "
+                  "published peer figure (s) | ours / peer |", "|---|---|---|---|---|"]
+        for key, p in r["peers"].items():
+            for name, fig in p["figures"].items():
+                bare = f"{p['bare_loop_s']:.2f}" if p.get("bare_loop_s") else "not run"
+                lines.append(f"| {p['what']} | {p['ours_s']:.2f} | {bare} | {name}: "
+                             f"{fig['iteration_s']:.1f} | {p['ours_s'] / fig['iteration_s']:.2f} |")
     if "fid" in r:
         lines += ["", f"FID feature extraction: Inception {r['fid']['inception_images_per_s']} images/s, "
                   f"digit classifier {r['fid']['classifier_images_per_s']} images/s."]
@@ -128,6 +165,9 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--presets", nargs="*", default=PRESETS)
     parser.add_argument("--no-scaling", action="store_true")
+    parser.add_argument("--scaling-steps", type=int, default=9)
+    parser.add_argument("--peers", nargs="*", default=["cnn", "resnet"], choices=list(PEERS))
+    parser.add_argument("--peer-repeats", type=int, default=2)
     args = parser.parse_args()
     common = [f"batch_size={args.batch}", f"generator.ch={args.ch}", f"discriminator.ch={args.ch}"]
     per_round: dict[str, list[float]] = {p: [] for p in args.presets}
@@ -164,12 +204,29 @@ def main() -> None:
         for b in (32, 64, 128):
             scaling["batch"][b] = train_step_time(
                 ["norm=sn", f"batch_size={b}", f"generator.ch={args.ch}", f"discriminator.ch={args.ch}"],
-                args.steps, args.device)["median_s"] * 1000
+                args.scaling_steps, args.device)["median_s"] * 1000
         for w in (32, 64, 96):
             scaling["width"][w] = train_step_time(
                 ["norm=sn", f"batch_size={args.batch}", f"generator.ch={w}", f"discriminator.ch={w}"],
-                args.steps, args.device)["median_s"] * 1000
+                args.scaling_steps, args.device)["median_s"] * 1000
+        print(f"scaling: {scaling}", flush=True)
     result["scaling"] = scaling
+    result["peers"] = {}
+    for key in args.peers:
+        peer = PEERS[key]
+        # Few iterations: a ResNet iteration is ~16 s here. Warm-up 1, the last one dropped.
+        steps = 6 if key == "cnn" else 3
+        repeats = args.peer_repeats if key == "cnn" else 1
+        ours = [train_step_time([], steps, args.device, [*PEER_MODEL, *peer["arch"]], warmup=1)["median_s"]
+                for _ in range(repeats)]
+        entry = {"what": peer["what"], "figures": peer["figures"], "ours_s": statistics.median(ours),
+                 "raw_ours_s": ours}
+        if key == "cnn":  # the plain loop as peers write it, same run
+            bare_peer = [bare_loop_step_time(steps, 64, 64, args.device, n_dis=5, data="synthetic",
+                                             optimized=False) for _ in range(repeats)]
+            entry["bare_loop_s"] = statistics.median(bare_peer)
+        result["peers"][key] = entry
+        print(f"peers {key}: ours {entry['ours_s']:.2f} s, {entry.get('bare_loop_s')}", flush=True)
     fid = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fid_throughput.py"), "--repeats", "3"],
                          capture_output=True, text=True, cwd=ROOT)
     if fid.returncode == 0:

@@ -8,6 +8,9 @@ Each switch leaves the function the networks compute unchanged (up to floating-p
 - ``compile``: ``torch.compile`` of each network in place (``nn.Module.compile``: state_dict keys
   and checkpoints stay as they are). When compilation fails (no compiler, an unsupported op),
   torch falls back to eager execution for that frame and the run goes on with a warning.
+- ``cudnn_benchmark``: cuDNN times its convolution algorithms on the first batch of each shape
+  and keeps the fastest (shapes are fixed here). Lightning turns it off for
+  ``trainer.deterministic=true``. No effect on the CPU.
 - ``matmul_precision``: ``torch.set_float32_matmul_precision``; ``high`` lets fp32 matmuls use
   TF32 on Ampere and newer GPUs (convolutions already do by default), no effect on the CPU.
 
@@ -64,7 +67,7 @@ def compile_model(model: nn.Module, mode: str = "default", backend: str = "induc
 
 
 def validate_speed(speed: Any) -> None:
-    for key in ("channels_last", "compile", "channels_last_weights"):
+    for key in ("channels_last", "compile", "channels_last_weights", "cudnn_benchmark"):
         if not isinstance(speed.get(key, False), bool):
             raise ConfigError(f"speed.{key} must be true or false, got {speed.get(key)!r}")
     if speed.get("compile_mode", "default") not in COMPILE_MODES:
@@ -81,6 +84,8 @@ def apply_speed_options(generator: nn.Module, discriminator: nn.Module, speed: A
     applied: dict[str, Any] = {}
     torch.set_float32_matmul_precision(speed.get("matmul_precision", "highest"))
     applied["matmul_precision"] = torch.get_float32_matmul_precision()
+    torch.backends.cudnn.benchmark = bool(speed.get("cudnn_benchmark", False))
+    applied["cudnn_benchmark"] = torch.backends.cudnn.benchmark
     if speed.get("channels_last", False):
         weights = speed.get("channels_last_weights", False)
         applied["channels_last"] = [use_channels_last(net, weights) for net in (generator, discriminator)]
