@@ -67,6 +67,7 @@ class GAN(pl.LightningModule):
         divergence_check: str = "deferred",
         diverged_checkpoint: str | None = None,
         nan_at_step: int | None = None,
+        nan_rank: int | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -99,6 +100,7 @@ class GAN(pl.LightningModule):
         self.divergence_check = divergence_check
         self._deferred: set[int] = set()  # ids of optimizers that skip non-finite steps on device
         self.diverged_checkpoint, self.nan_at_step = diverged_checkpoint, nan_at_step
+        self.nan_rank = nan_rank
         self.skipped_steps = 0
         self.diverged: dict[str, Any] | None = None
         self._pending_rng: dict[str, Any] | None = None
@@ -224,7 +226,8 @@ class GAN(pl.LightningModule):
         with parametrize.cached():  # D's weights (and their power iteration) once per update
             d_real, d_fake = self.D(real), self.D(fake)
             loss_adv = self.loss.d(d_real, d_fake)
-            if self.nan_at_step is not None and self.gen_step + 1 == self.nan_at_step:
+            if (self.nan_at_step is not None and self.gen_step + 1 == self.nan_at_step
+                    and self.nan_rank in (None, self.global_rank)):
                 loss_adv = loss_adv * float("nan")  # fault injection (fault.nan_at_step)
             loss_d = loss_adv
             penalty = None
@@ -301,13 +304,21 @@ class GAN(pl.LightningModule):
             return self._finite(loss, what)
         # Deferred: no host sync. A non-finite loss sets the optimizer's found_inf, so its step
         # leaves weights and moments untouched on the device; _check_deferred acts at log steps.
-        bad = (~torch.isfinite(loss.detach())).float()
+        bad = self._any_rank((~torch.isfinite(loss.detach())).float())
         inner.found_inf = bad
         self._bad_count += bad
         first = (self._first_bad[0] < 0) & (bad > 0)
         self._first_bad[0].masked_fill_(first, self.gen_step + 1)
         self._first_bad[1].masked_fill_(first, 0 if what.startswith("discriminator") else 1)
         return True
+
+    @staticmethod
+    def _any_rank(flag: torch.Tensor) -> torch.Tensor:
+        """Max of a flag over DDP ranks (a device collective, no host sync): gradients are
+        averaged over ranks, so one rank's non-finite loss spoils every rank's update."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return flag
 
     def _check_deferred(self) -> bool:
         """At a log step: act on non-finite updates since the last check. True if diverged."""
@@ -333,7 +344,7 @@ class GAN(pl.LightningModule):
         Non-finite: skip the update (``divergence.action=skip``, at most ``max_skips`` times) or
         stop: save ``diverged.ckpt`` with the last finite weights, log the event, end training.
         """
-        if bool(torch.isfinite(loss)):
+        if not bool(self._any_rank((~torch.isfinite(loss.detach())).float())):
             return True
         step = self.gen_step + 1
         if self.divergence_action == "skip" and self.skipped_steps < self.max_skips:

@@ -166,6 +166,23 @@ def test_ddp_two_cpu_processes_keep_identical_vectors_and_metrics(tmp_path, monk
     assert r0["metrics"] and r0["metrics"] == r1["metrics"]
 
 
+@pytest.mark.parametrize("check", ["deferred", "every_update"])
+def test_ddp_a_nan_on_one_rank_is_skipped_on_every_rank(tmp_path, monkeypatch, check):
+    from tests.conftest import REPO
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    proc = run_cli("experiment=ring_sn", "trainer=ddp", "trainer.accelerator=cpu", "steps=3",
+                   "eval.every=0", "eval.num_samples=300", "callbacks.progress_bar.refresh_rate=0",
+                   "fault.nan_at_step=2", "fault.nan_rank=1", "divergence.action=skip",
+                   f"divergence.check={check}", "log_every=1",
+                   "+callbacks.probe._target_=tests.ddp_probe.RankProbe",
+                   f"+callbacks.probe.out={tmp_path / 'probe'}", cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]  # no hang: both ranks skip together
+    r0 = torch.load(tmp_path / "probe" / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "probe" / "rank1.pt", weights_only=True)
+    assert all(torch.isfinite(w).all() for w in r0["weights"])
+    assert all(torch.equal(a, b) for a, b in zip(r0["weights"], r1["weights"]))
+
+
 @pytest.mark.slow
 def test_default_experiment_end_to_end(tmp_path):
     """What `make run` trains, in full: finishes, writes samples and a loadable checkpoint."""

@@ -96,6 +96,11 @@ class MeanSpectralNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.fold:
             return self.center(self.layer(x))
+        # The layer's forward is bypassed: honour its input hooks (e.g. speed.channels_last).
+        for hook in self.layer._forward_pre_hooks.values():
+            result = hook(self.layer, (x,))
+            if result is not None:
+                x = result[0] if isinstance(result, tuple) else result
         center, weight, bias = self.center, self.layer.weight, self.layer.bias
         if self.training:
             # mean over batch and positions of layer(x) = that of layer(mean_b x), by linearity
