@@ -20,7 +20,7 @@ import torch
 
 from bench import ROOT, train_step_time
 
-# name: (overrides, GPU only, what it shows)
+# name: (overrides, GPU only, what it shows[, the variant it is measured against])
 VARIANTS = {
     "defaults": ([], False, "channels_last inputs, fp32, fused Adam, deferred divergence check"),
     "channels_last=false": (["speed.channels_last=false"], False, "NCHW everywhere"),
@@ -33,17 +33,27 @@ VARIANTS = {
     "data.on_device=false": (["data.on_device=false"], True, "a host-to-device copy per batch"),
     "divergence.check=every_update": (["divergence.check=every_update"], False,
                                       "host sync on each loss"),
+    "norm=msn": (["norm=msn"], False, "MSN with the defaults (ratio against SN's defaults)"),
+    "norm=msn compile=true": (["norm=msn", "speed.compile=true"], False,
+                              "MSN compiled: can inductor fuse the centering's passes?", "norm=msn"),
 }
+
+
+def baseline(name: str, measured: list[str]) -> str:
+    """The variant ``name`` is compared with: its own if it names one that was measured."""
+    spec = VARIANTS[name]
+    return spec[3] if len(spec) > 3 and spec[3] in measured else "defaults"
 
 
 def markdown(r: dict) -> str:
     lines = [f"Measured {r['date']} on {r['device']}, torch {r['torch']}; `make bench` model with "
              f"SN, {r['rounds']} interleaved rounds of {r['steps']} steps (compile: "
-             f"{r['compile_warmup']} warm-up steps excluded). Ratio = step time / defaults' step "
-             f"time in the same round, median (< 1 is faster). Reproduce: `make bench-options`.", "",
-             "| variant | what | step (ms) | ratio vs defaults |", "|---|---|---|---|"]
+             f"{r['compile_warmup']} warm-up steps excluded). Ratio = step time / the step time "
+             f"of the variant it is measured against, in the same round, median (< 1 is faster). Reproduce: `make bench-options`.", "",
+             "| variant | what | step (ms) | ratio | against |", "|---|---|---|---|---|"]
     for name, v in r["variants"].items():
-        lines.append(f"| `{name}` | {v['what']} | {v['step_ms']:.0f} | {v['ratio']:.3f} |")
+        lines.append(f"| `{name}` | {v['what']} | {v['step_ms']:.0f} | {v['ratio']:.3f} | "
+                     f"`{v.get('baseline', 'defaults')}` |")
     if r["skipped"]:
         lines += ["", "Not measured on this device (GPU only): "
                   + ", ".join(f"`{n}`" for n in r["skipped"]) + "."]
@@ -62,11 +72,11 @@ def main() -> None:
     names = [n for n in args.variants if gpu or not VARIANTS[n][1]]
     if "defaults" not in names:
         names.insert(0, "defaults")
-    common = ["norm=sn", "batch_size=64", "generator.ch=64", "discriminator.ch=64"]
+    common = ["batch_size=64", "generator.ch=64", "discriminator.ch=64"]  # norm: sn, the default
     times: dict[str, list[float]] = {n: [] for n in names}
     for round_ in range(args.rounds):
         for n in names:
-            compiled = n == "compile=true"
+            compiled = "compile=true" in n
             res = train_step_time([*common, *VARIANTS[n][0]],
                                   args.steps + (args.compile_warmup - 3 if compiled else 0),
                                   args.device, warmup=args.compile_warmup if compiled else 3)
@@ -79,7 +89,8 @@ def main() -> None:
         "torch": torch.__version__, "rounds": args.rounds, "steps": args.steps,
         "compile_warmup": args.compile_warmup,
         "variants": {n: {"what": VARIANTS[n][2], "step_ms": statistics.median(t) * 1000,
-                         "ratio": statistics.median(a / b for a, b in zip(t, times["defaults"])),
+                         "baseline": baseline(n, names),
+                         "ratio": statistics.median(a / b for a, b in zip(t, times[baseline(n, names)])),
                          "raw_s": t} for n, t in times.items()},
         "skipped": [n for n in args.variants if n not in names],
     }
