@@ -107,10 +107,12 @@ def test_msn_centers_each_channel_in_training_and_uses_running_mean_in_eval():
     assert MeanCenter(5, learn_scale=True).weight.shape == (5,)
 
 
-@pytest.mark.parametrize("make,shape", [(lambda: nn.Conv2d(3, 5, 4, 2, 1), (6, 3, 8, 8)),
-                                        (lambda: nn.Linear(7, 4), (6, 7))])
+@pytest.mark.parametrize("make,shape,layout", [
+    (lambda: nn.Conv2d(3, 5, 4, 2, 1), (6, 3, 8, 8), torch.contiguous_format),
+    (lambda: nn.Conv2d(3, 5, 4, 2, 1), (6, 3, 8, 8), torch.channels_last),  # speed.channels_last
+    (lambda: nn.Linear(7, 4), (6, 7), torch.contiguous_format)])
 @pytest.mark.parametrize("frozen", [False, True])  # True: D during the generator's update
-def test_msn_folded_into_the_bias_equals_separate_centering(make, shape, frozen):
+def test_msn_folded_into_the_bias_equals_separate_centering(make, shape, layout, frozen):
     torch.manual_seed(0)
     folded = mean_spectral_norm(make(), momentum=0.3)
     separate = mean_spectral_norm(make(), momentum=0.3)
@@ -122,8 +124,8 @@ def test_msn_folded_into_the_bias_equals_separate_centering(make, shape, frozen)
         separate.center.bias.copy_(folded.center.bias)
     folded.requires_grad_(not frozen)
     separate.requires_grad_(not frozen)
-    x = (torch.randn(shape) + 2.0).requires_grad_()
-    x2 = x.detach().clone().requires_grad_()
+    x = (torch.randn(shape) + 2.0).contiguous(memory_format=layout).requires_grad_()
+    x2 = x.detach().contiguous().requires_grad_()
     with power_iteration_paused(folded), power_iteration_paused(separate):
         y, y2 = folded(x), separate(x2)
         torch.testing.assert_close(y, y2, rtol=1e-4, atol=1e-5)

@@ -38,6 +38,27 @@ def test_channels_last_feeds_every_conv_nhwc_and_computes_the_same(weights, norm
     assert not use_channels_last(nn.Sequential(nn.Linear(2, 2)))  # nothing to do without convs
 
 
+def test_channels_last_holds_for_one_channel_images():
+    # A (N, 1, H, W) batch is laid out alike in both formats; without explicit strides the first
+    # convolution wrote NCHW and every later layer's input was copied back.
+    torch.manual_seed(0)
+    d = DCGANDiscriminator((1, 32, 32), ch=4, norm=NormHook("sn"))
+    d2 = copy.deepcopy(d)
+    use_channels_last(d2)
+    outputs = []
+    for m in d2.modules():
+        if isinstance(m, nn.Conv2d):
+            m.register_forward_hook(lambda _, __, out: outputs.append(out))
+    x = torch.randn(6, 1, 32, 32, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_()
+    y, y2 = d(x), d2(x2)
+    torch.testing.assert_close(y2, y, rtol=1e-4, atol=1e-5)
+    assert len(outputs) == 7
+    assert all(o.stride(1) == 1 for o in outputs)  # NHWC: channels innermost
+    y.sum().backward(), y2.sum().backward()
+    torch.testing.assert_close(x2.grad, x.grad, rtol=1e-4, atol=1e-5)
+
+
 def test_speed_options_are_validated():
     validate_speed({"channels_last": True, "compile": False, "compile_mode": "default"})
     with pytest.raises(ConfigError, match="speed.compile_mode must be one of default"):

@@ -56,6 +56,21 @@ def out_features(layer: nn.Module) -> int:
 _FOLDABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
+def batch_mean(x: torch.Tensor) -> torch.Tensor:
+    """``x.mean(0, keepdim=True)``, reduced as a (batch, rest) matrix in x's memory order.
+
+    For a channels_last batch, torch reduces dim 0 of the 4-D tensor 18x slower than the same
+    memory viewed as a (batch, H*W*C) matrix (22 ms vs 1.2 ms for 128x64x32x32 on 2 cores). A
+    sum divided afterwards rather than ``mean``: the backward of ``mean`` divides the broadcast
+    gradient, materializing a batch-sized tensor, where that of ``sum`` broadcasts a view.
+    """
+    n = x.shape[0]
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        _, c, h, w = x.shape
+        return (x.permute(0, 2, 3, 1).reshape(n, -1).sum(0) / n).view(1, h, w, c).permute(0, 3, 1, 2)
+    return (x.reshape(n, -1).sum(0) / n).view(1, *x.shape[1:])
+
+
 class MeanSpectralNorm(nn.Module):
     """A spectrally normalized layer followed by mean-only centering of its output."""
 
@@ -84,7 +99,7 @@ class MeanSpectralNorm(nn.Module):
         unfolded patches times the weight matrix, a matrix-vector product (a one-sample
         convolution's backward was measured slower than the whole centering it replaces).
         """
-        x_mean = x.mean(0, keepdim=True)
+        x_mean = batch_mean(x)
         layer = self.layer
         if (isinstance(layer, nn.Conv2d) and layer.groups == 1 and layer.padding_mode == "zeros"
                 and not isinstance(layer.padding, str)):
