@@ -31,6 +31,7 @@ VARIANTS = {
     "cudnn_benchmark=false": (["speed.cudnn_benchmark=false"], True, "cuDNN heuristics only"),
     "matmul_precision=highest": (["speed.matmul_precision=highest"], True, "no TF32 matmuls"),
     "data.on_device=false": (["data.on_device=false"], True, "a host-to-device copy per batch"),
+    "joint_d_pass=true": (["speed.joint_d_pass=true"], False, "real and fake in one D pass"),
     "divergence.check=every_update": (["divergence.check=every_update"], False,
                                       "host sync on each loss"),
     "norm=msn": (["norm=msn"], False, "MSN with the defaults (ratio against SN's defaults)"),

@@ -26,10 +26,11 @@ from torchvision.utils import save_image
 
 from spectral_gan.errors import ConfigError
 from spectral_gan.losses import AdversarialLoss
-from spectral_gan.norms import (gate_signals_needed, power_iteration_paused, power_iterations,
-                                update_gates)
+from spectral_gan.norms import (gate_signals_needed, mixes_batch, power_iteration_paused,
+                                power_iterations, update_gates)
 from spectral_gan.norms.monitor import condition_numbers, spectral_report
 from spectral_gan.penalties import get_penalty
+from spectral_gan.speed import JOINT_D_PASS
 from spectral_gan.visualize import image_grid, scatter_image
 
 DIVERGENCE_ACTIONS = ("stop", "skip")
@@ -68,6 +69,7 @@ class GAN(pl.LightningModule):
         diverged_checkpoint: str | None = None,
         nan_at_step: int | None = None,
         nan_rank: int | None = None,
+        joint_d_pass: str | bool = False,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -101,6 +103,16 @@ class GAN(pl.LightningModule):
         self._deferred: set[int] = set()  # ids of optimizers that skip non-finite steps on device
         self.diverged_checkpoint, self.nan_at_step = diverged_checkpoint, nan_at_step
         self.nan_rank = nan_rank
+        if joint_d_pass not in JOINT_D_PASS:
+            raise ConfigError(f"speed.joint_d_pass must be auto, true or false, got {joint_d_pass!r}")
+        if joint_d_pass is True and mixes_batch(discriminator):
+            raise ConfigError(
+                "speed.joint_d_pass=true runs real and fake images through D as one batch, but this "
+                "discriminator normalizes with batch statistics (BatchNorm or MSN), so real and "
+                "fake would share them and D would compute another function; use "
+                "speed.joint_d_pass=auto or false")
+        self.joint_d_pass = joint_d_pass
+        self._joint = joint_d_pass is True  # auto: decided in on_train_start, on the device
         self.skipped_steps = 0
         self.diverged: dict[str, Any] | None = None
         self._pending_rng: dict[str, Any] | None = None
@@ -172,6 +184,10 @@ class GAN(pl.LightningModule):
     def on_train_start(self) -> None:
         self._restore_rng()
         self._setup_divergence_check()
+        if self.joint_d_pass == "auto":
+            # One D pass on cat(real, fake) computes the same losses and gradients unless D mixes
+            # the batch; it measured slower on the CPU (docs/benchmarks.md), so auto = GPU only.
+            self._joint = self.device.type == "cuda" and not mixes_batch(self.D)
         self._ema_started = self.G_ema is not None and bool(self.G_ema.n_averaged > 0)
         if self.evaluator is not None and not self.evaluator.points:
             self.evaluator.prepare_reference(self.device)  # protocol complete before hparams
@@ -224,7 +240,10 @@ class GAN(pl.LightningModule):
         with torch.no_grad(), power_iteration_paused(self.G):
             fake = self.G(self._noise(real.shape[0]))
         with parametrize.cached():  # D's weights (and their power iteration) once per update
-            d_real, d_fake = self.D(real), self.D(fake)
+            if self._joint:
+                d_real, d_fake = self.D(torch.cat([real, fake])).split([len(real), len(fake)])
+            else:
+                d_real, d_fake = self.D(real), self.D(fake)
             loss_adv = self.loss.d(d_real, d_fake)
             if (self.nan_at_step is not None and self.gen_step + 1 == self.nan_at_step
                     and self.nan_rank in (None, self.global_rank)):

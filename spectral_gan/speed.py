@@ -11,6 +11,10 @@ Each switch leaves the function the networks compute unchanged (up to floating-p
 - ``cudnn_benchmark``: cuDNN times its convolution algorithms on the first batch of each shape
   and keeps the fastest (shapes are fixed here). Lightning turns it off for
   ``trainer.deterministic=true``. No effect on the CPU.
+- ``joint_d_pass`` (applied by the training step): real and fake through D as one batch of
+  2x the size. The same losses and gradients (refused when D mixes the batch: BatchNorm, MSN);
+  ``auto`` takes it on a GPU, where one larger batch uses the device better, and not on the CPU,
+  where it measured no faster (docs/benchmarks.md).
 - ``matmul_precision``: ``torch.set_float32_matmul_precision``; ``high`` lets fp32 matmuls use
   TF32 on Ampere and newer GPUs (convolutions already do by default), no effect on the CPU.
 
@@ -30,6 +34,7 @@ from spectral_gan.errors import ConfigError
 log = logging.getLogger(__name__)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 MATMUL_PRECISIONS = ("highest", "high", "medium")
+JOINT_D_PASS = ("auto", True, False)
 _CONVS = (nn.Conv2d, nn.ConvTranspose2d)
 
 
@@ -85,6 +90,9 @@ def validate_speed(speed: Any) -> None:
     for key in ("channels_last", "compile", "channels_last_weights", "cudnn_benchmark"):
         if not isinstance(speed.get(key, False), bool):
             raise ConfigError(f"speed.{key} must be true or false, got {speed.get(key)!r}")
+    if speed.get("joint_d_pass", "auto") not in JOINT_D_PASS:
+        raise ConfigError(f"speed.joint_d_pass must be auto, true or false, got "
+                          f"{speed.get('joint_d_pass')!r}")
     if speed.get("compile_mode", "default") not in COMPILE_MODES:
         raise ConfigError(f"speed.compile_mode must be one of {', '.join(COMPILE_MODES)}, got "
                           f"{speed.get('compile_mode')!r}")

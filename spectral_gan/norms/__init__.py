@@ -6,7 +6,7 @@ makes it available to configs (``norm.weight=<name>``).
 from spectral_gan.norms import feature  # noqa: F401  (registers feature norms)
 from spectral_gan.norms.bidirectional import BidirectionalSpectralNorm, bidirectional_spectral_norm
 from spectral_gan.norms.hook import IDENTITY, NormHook, normalize_all
-from spectral_gan.norms.mean import MeanCenter, MeanSpectralNorm, mean_spectral_norm
+from spectral_gan.norms.mean import MeanCenter, MeanSpectralNorm, mean_spectral_norm, mixes_batch
 from spectral_gan.norms.optional import (OptionalSpectralNorm, gate_signals_needed,
                                          optional_spectral_norm, update_gates)
 from spectral_gan.norms.power_iteration import PowerIteration, power_iteration_paused, power_iterations
@@ -32,6 +32,7 @@ __all__ = [
     "bidirectional_spectral_norm",
     "gate_signals_needed",
     "mean_spectral_norm",
+    "mixes_batch",
     "normalize_all",
     "optional_spectral_norm",
     "power_iteration_paused",

@@ -138,6 +138,12 @@ class MeanSpectralNorm(nn.Module):
         return self._apply_layer(x, weight, shift.to(x.dtype))
 
 
+def mixes_batch(model: nn.Module) -> bool:
+    """Whether ``model`` normalizes with batch statistics in training (BatchNorm, MSN's
+    centering), so that one sample's output depends on the others in its batch."""
+    return any(isinstance(m, (MeanCenter, nn.modules.batchnorm._BatchNorm)) for m in model.modules())
+
+
 @register_weight_norm("msn")
 def mean_spectral_norm(module: nn.Module, learn_scale: bool = False, momentum: float = 0.1,
                        n_power_iterations: int = 1, eps: float = 1e-12,
