@@ -63,19 +63,22 @@ def train_step_time(overrides: list[str], steps: int, device: str, model: list[s
     return result
 
 
-def bare_loop_step_time(steps: int, batch: int, ch: int, device: str, n_dis: int = 1,
-                        data: str = "mnist5k", optimized: bool = True) -> float:
+def bare_loop_step_time(steps: int, batch: int, ch: int | None, device: str, n_dis: int = 1,
+                        data: str = "mnist5k", optimized: bool = True, arch: str = "dcgan",
+                        warmup: int = 3) -> float:
     """The same step written as a plain loop: no Lightning, no logging, no callbacks.
 
     ``optimized``: with this framework's default speed settings (channels_last inputs, fused
     Adam), so that the ratio measures the framework alone; ``False`` is the loop as the peer
-    projects write it (default memory format, Adam's default implementation).
+    projects write it (default memory format, Adam's default implementation). ``arch``: ``dcgan``
+    (the SN paper's standard CNN) or ``resnet`` (SNGAN ResNet, the paper's widths).
     """
     from torch.nn.utils import parametrize
 
     from spectral_gan.data import MNIST5kDataModule, SyntheticImages
     from spectral_gan.losses import get_loss
-    from spectral_gan.models import DCGANDiscriminator, DCGANGenerator
+    from spectral_gan.models import (DCGANDiscriminator, DCGANGenerator, ResNetDiscriminator,
+                                     ResNetGenerator)
     from spectral_gan.norms import NormHook, power_iteration_paused
     from spectral_gan.speed import use_channels_last
 
@@ -84,8 +87,10 @@ def bare_loop_step_time(steps: int, batch: int, ch: int, device: str, n_dis: int
     dm = (MNIST5kDataModule if data == "mnist5k" else SyntheticImages)(batch_size=batch,
                                                                       batches_per_step=n_dis)
     shape = dm.shape
-    g = DCGANGenerator(shape, ch=ch).to(dev)
-    d = DCGANDiscriminator(shape, ch=ch, norm=NormHook("sn")).to(dev)
+    gen, disc = {"dcgan": (DCGANGenerator, DCGANDiscriminator),
+                 "resnet": (ResNetGenerator, ResNetDiscriminator)}[arch]
+    g = gen(shape, ch=ch).to(dev)
+    d = disc(shape, ch=ch, norm=NormHook("sn")).to(dev)
     if optimized:
         use_channels_last(g), use_channels_last(d)
     opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999), fused=optimized or None)
@@ -115,7 +120,7 @@ def bare_loop_step_time(steps: int, batch: int, ch: int, device: str, n_dis: int
         if dev.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    return statistics.median(times[3:-1])
+    return statistics.median(times[warmup:-1])
 
 
 def markdown(r: dict) -> str:
@@ -141,15 +146,19 @@ def markdown(r: dict) -> str:
     if r.get("peers"):
         lines += ["", "Peers (design.md section 6; same architecture, batch 64, n_dis 5, hinge, SN, "
                   "3-channel 32x32 random images; seconds per generator iteration = 5 D steps + "
-                  "1 G step). Ours and the plain loop are measured in this run; the peers' figures "
-                  "were measured on this machine kind in another run (runs drift by up to ~10%):", "",
-                  "| architecture | this framework (s) | plain PyTorch loop, this run (s) | "
-                  "published peer figure (s) | ours / peer |", "|---|---|---|---|---|"]
+                  "1 G step). Ours (fp32 and `trainer.precision=bf16-mixed`) and the plain loop as "
+                  "the peers write it (NCHW, Adam's default implementation) are measured in this run, "
+                  "interleaved; the peers' figures were measured on this machine kind in another run "
+                  "(runs drift by up to ~10%):", "",
+                  "| architecture | this framework, fp32 (s) | this framework, bf16-mixed (s) | "
+                  "plain loop, this run (s) | peer figure (s) | fp32 / peer | fp32 / plain loop |",
+                  "|---|---|---|---|---|---|---|"]
         for key, p in r["peers"].items():
             for name, fig in p["figures"].items():
-                bare = f"{p['bare_loop_s']:.2f}" if p.get("bare_loop_s") else "not run"
-                lines.append(f"| {p['what']} | {p['ours_s']:.2f} | {bare} | {name}: "
-                             f"{fig['iteration_s']:.1f} | {p['ours_s'] / fig['iteration_s']:.2f} |")
+                lines.append(f"| {p['what']} | {p['ours_s']:.2f} | {p['ours_bf16_s']:.2f} | "
+                             f"{p['bare_loop_s']:.2f} | {name}: {fig['iteration_s']:.1f} | "
+                             f"{p['ours_s'] / fig['iteration_s']:.2f} | "
+                             f"{p['ours_s'] / p['bare_loop_s']:.2f} |")
     if "fid" in r:
         lines += ["", f"FID feature extraction: Inception {r['fid']['inception_images_per_s']} images/s, "
                   f"digit classifier {r['fid']['classifier_images_per_s']} images/s."]
@@ -217,16 +226,22 @@ def main() -> None:
         # Few iterations: a ResNet iteration is ~16 s here. Warm-up 1, the last one dropped.
         steps = 6 if key == "cnn" else 3
         repeats = args.peer_repeats if key == "cnn" else 1
-        ours = [train_step_time([], steps, args.device, [*PEER_MODEL, *peer["arch"]], warmup=1)["median_s"]
-                for _ in range(repeats)]
+        arch = "dcgan" if key == "cnn" else "resnet"
+        ours, ours_bf16, plain = [], [], []
+        for _ in range(repeats):  # interleaved: ours fp32, ours bf16, the plain loop
+            model = [*PEER_MODEL, *peer["arch"]]
+            ours.append(train_step_time([], steps, args.device, model, warmup=1)["median_s"])
+            ours_bf16.append(train_step_time(["trainer.precision=bf16-mixed"], steps, args.device,
+                                             model, warmup=1)["median_s"])
+            plain.append(bare_loop_step_time(steps, 64, 64 if arch == "dcgan" else None, args.device,
+                                             n_dis=5, data="synthetic", optimized=False, arch=arch,
+                                             warmup=1))
         entry = {"what": peer["what"], "figures": peer["figures"], "ours_s": statistics.median(ours),
-                 "raw_ours_s": ours}
-        if key == "cnn":  # the plain loop as peers write it, same run
-            bare_peer = [bare_loop_step_time(steps, 64, 64, args.device, n_dis=5, data="synthetic",
-                                             optimized=False) for _ in range(repeats)]
-            entry["bare_loop_s"] = statistics.median(bare_peer)
+                 "ours_bf16_s": statistics.median(ours_bf16), "bare_loop_s": statistics.median(plain),
+                 "raw": {"ours_s": ours, "ours_bf16_s": ours_bf16, "bare_loop_s": plain}}
         result["peers"][key] = entry
-        print(f"peers {key}: ours {entry['ours_s']:.2f} s, {entry.get('bare_loop_s')}", flush=True)
+        print(f"peers {key}: ours {entry['ours_s']:.2f} s, bf16 {entry['ours_bf16_s']:.2f} s, "
+              f"plain loop {entry['bare_loop_s']:.2f} s", flush=True)
     fid = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fid_throughput.py"), "--repeats", "3"],
                          capture_output=True, text=True, cwd=ROOT)
     if fid.returncode == 0:
