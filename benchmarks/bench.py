@@ -6,7 +6,7 @@ subprocess with a StepTimer callback; the first 3 steps (warm-up) and the last (
 evaluates) are dropped and the median of the rest is taken. Variants are interleaved (every
 preset once per round, `--repeats` rounds), and ratios are taken within this run: the median over
 rounds of each preset's median against `none`'s. The bare loop, written here with the same
-networks, SN, loss, optimizers and batch, runs in this process between rounds.
+networks, SN, loss, optimizers and batch, runs in a fresh process of its own between rounds.
 
 Writes benchmarks/results/latest.json and the table between the markers in docs/benchmarks.md.
 """
@@ -123,6 +123,19 @@ def bare_loop_step_time(steps: int, batch: int, ch: int | None, device: str, n_d
     return statistics.median(times[warmup:-1])
 
 
+def bare_loop_in_subprocess(**kwargs) -> float:
+    """``bare_loop_step_time(**kwargs)`` in a fresh process, as each framework run gets one, so
+    that both sides of the ratio start from the same state (not this long-lived process's
+    allocator and caches after earlier rounds)."""
+    code = ("import json, sys; sys.path.insert(0, 'benchmarks'); from bench import bare_loop_step_time; "
+            "print(json.dumps(bare_loop_step_time(**json.loads(sys.argv[1]))))")
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], cwd=ROOT,
+                          capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    if proc.returncode != 0:
+        raise RuntimeError(f"bare loop {kwargs} failed:\n{proc.stderr[-3000:]}")
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
 def markdown(r: dict) -> str:
     lines = [f"Measured {r['date']} on {r['device']} ({r['threads']} threads), torch {r['torch']}; "
              f"SN-paper CNN (ch={r['ch']}), 32x32, batch {r['batch']}, n_dis 1, hinge; "
@@ -191,7 +204,8 @@ def main() -> None:
             print(f"round {round_ + 1} {p}: {res['median_s'] * 1000:.0f} ms", flush=True)
         for p in args.presets:
             ratios[p].append(per_round[p][-1] / per_round["none"][-1])
-        bare.append(bare_loop_step_time(args.steps, args.batch, args.ch, args.device))
+        bare.append(bare_loop_in_subprocess(steps=args.steps, batch=args.batch, ch=args.ch,
+                                            device=args.device))
         print(f"round {round_ + 1} bare loop: {bare[-1] * 1000:.0f} ms", flush=True)
     sn_over_bare = [s / b for s, b in zip(per_round["sn"], bare)]
     result = {
@@ -233,9 +247,9 @@ def main() -> None:
             ours.append(train_step_time([], steps, args.device, model, warmup=1)["median_s"])
             ours_bf16.append(train_step_time(["trainer.precision=bf16-mixed"], steps, args.device,
                                              model, warmup=1)["median_s"])
-            plain.append(bare_loop_step_time(steps, 64, 64 if arch == "dcgan" else None, args.device,
-                                             n_dis=5, data="synthetic", optimized=False, arch=arch,
-                                             warmup=1))
+            plain.append(bare_loop_in_subprocess(
+                steps=steps, batch=64, ch=64 if arch == "dcgan" else None, device=args.device,
+                n_dis=5, data="synthetic", optimized=False, arch=arch, warmup=1))
         entry = {"what": peer["what"], "figures": peer["figures"], "ours_s": statistics.median(ours),
                  "ours_bf16_s": statistics.median(ours_bf16), "bare_loop_s": statistics.median(plain),
                  "raw": {"ours_s": ours, "ours_bf16_s": ours_bf16, "bare_loop_s": plain}}

@@ -1,0 +1,54 @@
+"""The benchmark scripts' own pieces (the timings themselves are never asserted)."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import bench  # noqa: E402
+import options  # noqa: E402
+
+
+def test_bare_loop_runs_in_a_fresh_process_and_failures_name_their_settings():
+    seconds = bench.bare_loop_in_subprocess(steps=4, batch=4, ch=4, device="cpu", n_dis=2,
+                                            data="synthetic", optimized=True, warmup=1)
+    assert 0 < seconds < 60
+    with pytest.raises(RuntimeError, match="bare loop .*'arch': 'nonsense'"):
+        bench.bare_loop_in_subprocess(steps=2, batch=4, ch=4, device="cpu", arch="nonsense")
+
+
+def test_bare_loop_builds_the_resnet_as_peers_write_it():
+    seconds = bench.bare_loop_step_time(steps=3, batch=4, ch=8, device="cpu", n_dis=1,
+                                        data="synthetic", optimized=False, arch="resnet", warmup=1)
+    assert seconds > 0
+
+
+def test_markdown_reports_every_preset_target_and_peer():
+    presets = bench.PRESETS
+    result = {
+        "date": "2026-01-01", "device": "CPU x86_64", "threads": 2, "torch": "2.x", "ch": 64,
+        "batch": 64, "steps": 14, "repeats": 3, "presets": presets,
+        "step_ms": {p: 100.0 + i for i, p in enumerate(presets)},
+        "norm_ratio_vs_none": {p: 1.0 + i / 100 for i, p in enumerate(presets)},
+        "framework_ratio_vs_bare_loop": 0.99, "bare_loop_ms": 101.0,
+        "peak_rss_mb": {p: 1000.0 for p in presets},
+        "scaling": {"batch": {32: 50.0, 64: 100.0, 128: 200.0},
+                    "width": {32: 40.0, 64: 100.0, 96: 190.0}},
+        "peers": {"cnn": {"what": "CNN", "figures": bench.PEERS["cnn"]["figures"], "ours_s": 2.9,
+                          "ours_bf16_s": 1.9, "bare_loop_s": 3.5}},
+    }
+    table = bench.markdown(result)
+    for p in presets:
+        assert f"\n| {p} |" in table
+    assert "| msn | 103 | 9.71 | 1.030 | <= 1.08 |" in table
+    assert "**0.990**" in table
+    assert "| CNN | 2.90 | 1.90 | 3.50 | StudioGAN: 2.9 | 1.00 | 0.83 |" in table
+
+
+def test_options_variants_are_measured_against_their_baseline():
+    assert options.baseline("norm=msn compile=true", ["defaults", "norm=msn"]) == "norm=msn"
+    assert options.baseline("norm=msn compile=true", ["defaults"]) == "defaults"
+    assert options.baseline("bf16-mixed", ["defaults", "norm=msn"]) == "defaults"
