@@ -1,19 +1,26 @@
 """`make bench`: step time of every normalization preset through the real training path, the
 framework against a bare PyTorch loop, peak memory, FID throughput and a scaling table.
 
-Method: each measurement runs `python -m spectral_gan.train` (the `spectral-gan-train` path) in a
-subprocess with a StepTimer callback; the first 3 steps (warm-up) and the last (it samples and
-evaluates) are dropped and the median of the rest is taken. Variants are interleaved (every
-preset once per round, `--repeats` rounds), and ratios are taken within this run: the median over
-rounds of each preset's median against `none`'s. The bare loop, written here with the same
-networks, SN, loss, optimizers and batch, runs in a fresh process of its own between rounds.
+Method: each measurement trains through `spectral_gan.train.train` on the config that
+`spectral-gan-train <overrides>` composes, with a StepTimer callback; the first 3 steps (warm-up)
+and the last (it samples and evaluates) are dropped and the median of the rest is taken. The
+presets and the bare loop (written here with the same networks, SN, loss, optimizers and batch)
+all run in this one process, interleaved (every preset once per round, then the loop, `--repeats`
+rounds), and ratios are taken within each round: the median over rounds of each preset's step
+time against `none`'s, and of `sn`'s against the loop's. (One process per run, as an earlier
+version did, added per-process offsets of a few percent that swamped the 5% targets.) Scaling,
+the peers' setting and FID throughput run `python -m spectral_gan.train` in processes of their
+own, as a user would.
 
 Writes benchmarks/results/latest.json and the table between the markers in docs/benchmarks.md.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import logging
 import os
 import platform
 import statistics
@@ -21,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -42,25 +50,54 @@ PEERS = {
 }
 
 
+def timed_overrides(tmp: str, steps: int, device: str, warmup: int) -> list[str]:
+    """Quiet, evaluation-free settings and the StepTimer callback writing to ``tmp``."""
+    return [f"steps={steps}", "ema.decay=0", "eval.every=0", "eval.classifier=false",
+            "log_every=1000", "sample_every=100000", "checkpoint_every=100000",
+            "callbacks.progress_bar.refresh_rate=0", "trainer.enable_model_summary=false",
+            f"trainer.accelerator={device}", f"hydra.run.dir={tmp}/run",
+            "+callbacks.step_timer._target_=spectral_gan.callbacks.StepTimer",
+            f"+callbacks.step_timer.path={tmp}/times.json", f"+callbacks.step_timer.warmup={warmup}"]
+
+
+def read_times(tmp: str) -> dict:
+    with open(os.path.join(tmp, "times.json")) as f:
+        result = json.load(f)
+    result["median_s"] = statistics.median(result["step_times"])
+    return result
+
+
 def train_step_time(overrides: list[str], steps: int, device: str, model: list[str] = MODEL,
                     warmup: int = 3) -> dict:
+    """``spectral-gan-train`` as a user runs it, in a process of its own."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "times.json")
-        cmd = [sys.executable, "-m", "spectral_gan.train", *model, *overrides, f"steps={steps}",
-               "ema.decay=0", "eval.every=0", "eval.classifier=false", "log_every=1000",
-               "sample_every=100000", "checkpoint_every=100000",
-               "callbacks.progress_bar.refresh_rate=0", "trainer.enable_model_summary=false",
-               f"trainer.accelerator={device}", f"hydra.run.dir={tmp}/run",
-               "+callbacks.step_timer._target_=spectral_gan.callbacks.StepTimer",
-               f"+callbacks.step_timer.path={out}", f"+callbacks.step_timer.warmup={warmup}"]
+        cmd = [sys.executable, "-m", "spectral_gan.train", *model, *overrides,
+               *timed_overrides(tmp, steps, device, warmup)]
         env = dict(os.environ, PYTHONWARNINGS="ignore")
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(overrides)} failed:\n{proc.stderr[-3000:]}")
-        with open(out) as f:
-            result = json.load(f)
-    result["median_s"] = statistics.median(result["step_times"])
-    return result
+        return read_times(tmp)
+
+
+def train_step_time_in_process(overrides: list[str], steps: int, device: str,
+                               model: list[str] = MODEL, warmup: int = 3) -> dict:
+    """The same run through ``spectral_gan.train.train`` (what the console script calls after
+    composing the config) in this process, so that every variant of a comparison shares one
+    process: separate processes differed by a few percent each (allocation, placement), which
+    swamped the 5% targets."""
+    from spectral_gan.train import compose_train_config, train
+
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), \
+            contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            train(compose_train_config([*model, *overrides, *timed_overrides(tmp, steps, device, warmup)],
+                                       run_dir=f"{tmp}/run"))
+        finally:
+            logging.disable(logging.NOTSET)
+        return read_times(tmp)
 
 
 def bare_loop_step_time(steps: int, batch: int, ch: int | None, device: str, n_dis: int = 1,
@@ -124,9 +161,8 @@ def bare_loop_step_time(steps: int, batch: int, ch: int | None, device: str, n_d
 
 
 def bare_loop_in_subprocess(**kwargs) -> float:
-    """``bare_loop_step_time(**kwargs)`` in a fresh process, as each framework run gets one, so
-    that both sides of the ratio start from the same state (not this long-lived process's
-    allocator and caches after earlier rounds)."""
+    """``bare_loop_step_time(**kwargs)`` in a fresh process, as the framework's runs in the
+    peers' setting get one, so that both sides of that ratio start from the same state."""
     code = ("import json, sys; sys.path.insert(0, 'benchmarks'); from bench import bare_loop_step_time; "
             "print(json.dumps(bare_loop_step_time(**json.loads(sys.argv[1]))))")
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], cwd=ROOT,
@@ -180,8 +216,8 @@ def markdown(r: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=14)
+    parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--ch", type=int, default=64)
     parser.add_argument("--device", default="auto")
@@ -198,14 +234,13 @@ def main() -> None:
     bare: list[float] = []
     for round_ in range(args.repeats):
         for p in args.presets:
-            res = train_step_time([f"norm={p}", *common], args.steps, args.device)
+            res = train_step_time_in_process([f"norm={p}", *common], args.steps, args.device)
             per_round[p].append(res["median_s"])
             rss[p] = max(rss.get(p, 0.0), res.get("peak_cuda_mb", res["peak_rss_mb"]))
             print(f"round {round_ + 1} {p}: {res['median_s'] * 1000:.0f} ms", flush=True)
         for p in args.presets:
             ratios[p].append(per_round[p][-1] / per_round["none"][-1])
-        bare.append(bare_loop_in_subprocess(steps=args.steps, batch=args.batch, ch=args.ch,
-                                            device=args.device))
+        bare.append(bare_loop_step_time(args.steps, args.batch, args.ch, args.device))
         print(f"round {round_ + 1} bare loop: {bare[-1] * 1000:.0f} ms", flush=True)
     sn_over_bare = [s / b for s, b in zip(per_round["sn"], bare)]
     result = {

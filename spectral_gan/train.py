@@ -35,6 +35,22 @@ RUN_CONFIG_KEYS = ("data", "generator", "discriminator", "norm", "loss", "g_norm
 G_NORMS = ("none", "sn", "bsn", "osn")  # reparameterizations only: no batch centering in G
 
 
+def compose_train_config(overrides: list[str], run_dir: str | None = None) -> DictConfig:
+    """The config ``spectral-gan-train <overrides>`` would run, composed without launching it
+    (for tests and in-process benchmarks); ``run_dir`` stands in for Hydra's output directory."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    if run_dir is not None:
+        with open_dict(cfg):
+            cfg.paths.run_dir = run_dir
+    return cfg
+
+
 def validate(cfg: DictConfig) -> None:
     """Reject settings that cannot train, before anything is built."""
     for key in ("steps", "n_dis", "batch_size"):

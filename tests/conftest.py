@@ -9,15 +9,13 @@ from typing import Callable
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 import spectral_gan  # noqa: F401  (registers resolvers)
+from spectral_gan.train import compose_train_config
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG_DIR = str(REPO / "configs")
 
 # Small, quiet settings for training tests on 2 CPU cores.
 FAST = [
@@ -35,23 +33,12 @@ FAST = [
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
-def compose_config(overrides: list[str], run_dir: str | None = None) -> DictConfig:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    if run_dir is not None:
-        with open_dict(cfg):
-            cfg.paths.run_dir = run_dir
-    return cfg
-
-
 @pytest.fixture
 def cfg_factory(tmp_path: Path) -> Callable[..., DictConfig]:
     """compose(train, overrides) with the run directory in tmp_path."""
 
     def make(*overrides: str, fast: bool = True, run_dir: Path | None = None) -> DictConfig:
-        return compose_config((FAST if fast else []) + list(overrides), str(run_dir or tmp_path))
+        return compose_train_config((FAST if fast else []) + list(overrides), str(run_dir or tmp_path))
 
     yield make
     GlobalHydra.instance().clear()

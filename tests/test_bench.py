@@ -20,6 +20,15 @@ def test_bare_loop_runs_in_a_fresh_process_and_failures_name_their_settings():
         bench.bare_loop_in_subprocess(steps=2, batch=4, ch=4, device="cpu", arch="nonsense")
 
 
+def test_in_process_runs_time_the_training_path_one_after_another():
+    ring = ["data=ring", "generator=mlp", "discriminator=mlp", "batch_size=16"]
+    for norm in ("none", "msn"):  # the second run must not inherit the first one's state
+        result = bench.train_step_time_in_process([f"norm={norm}"], steps=6, device="cpu",
+                                                  model=ring, warmup=2)
+        assert len(result["step_times"]) == 3  # 6 steps less 2 warm-up and the last
+        assert result["median_s"] > 0 and result["peak_rss_mb"] > 0
+
+
 def test_bare_loop_builds_the_resnet_as_peers_write_it():
     seconds = bench.bare_loop_step_time(steps=3, batch=4, ch=8, device="cpu", n_dis=1,
                                         data="synthetic", optimized=False, arch="resnet", warmup=1)
