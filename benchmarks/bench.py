@@ -218,6 +218,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--warmup-steps", type=int, default=4, help="untimed run of each preset first")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--ch", type=int, default=64)
     parser.add_argument("--device", default="auto")
@@ -232,6 +233,10 @@ def main() -> None:
     ratios: dict[str, list[float]] = {p: [] for p in args.presets}
     rss: dict[str, float] = {}
     bare: list[float] = []
+    # Untimed: the first runs in a fresh process were up to 5x slower while its heap grew to
+    # each preset's working set (a third of the time in the kernel); later runs reuse it.
+    for p in args.presets:
+        train_step_time_in_process([f"norm={p}", *common], args.warmup_steps, args.device, warmup=1)
     for round_ in range(args.repeats):
         for p in args.presets:
             res = train_step_time_in_process([f"norm={p}", *common], args.steps, args.device)
