@@ -231,17 +231,16 @@ def main() -> None:
     common = [f"batch_size={args.batch}", f"generator.ch={args.ch}", f"discriminator.ch={args.ch}"]
     per_round: dict[str, list[float]] = {p: [] for p in args.presets}
     ratios: dict[str, list[float]] = {p: [] for p in args.presets}
-    rss: dict[str, float] = {}
     bare: list[float] = []
-    # Untimed: the first runs in a fresh process were up to 5x slower while its heap grew to
-    # each preset's working set (a third of the time in the kernel); later runs reuse it.
+    # Untimed: one short run of each preset first, so that first-use costs in this process
+    # (oneDNN kernels created per shape, the heap growing to each preset's working set) fall
+    # outside the rounds.
     for p in args.presets:
         train_step_time_in_process([f"norm={p}", *common], args.warmup_steps, args.device, warmup=1)
     for round_ in range(args.repeats):
         for p in args.presets:
             res = train_step_time_in_process([f"norm={p}", *common], args.steps, args.device)
             per_round[p].append(res["median_s"])
-            rss[p] = max(rss.get(p, 0.0), res.get("peak_cuda_mb", res["peak_rss_mb"]))
             print(f"round {round_ + 1} {p}: {res['median_s'] * 1000:.0f} ms", flush=True)
         for p in args.presets:
             ratios[p].append(per_round[p][-1] / per_round["none"][-1])
@@ -259,9 +258,14 @@ def main() -> None:
         "norm_ratio_vs_none": {p: statistics.median(v) for p, v in ratios.items()},
         "framework_ratio_vs_bare_loop": statistics.median(sn_over_bare),
         "bare_loop_ms": statistics.median(bare) * 1000,
-        "peak_rss_mb": rss,
         "raw": {"per_round_s": per_round, "bare_loop_s": bare},
     }
+    # Peak memory: one short CLI run per preset in a process of its own (a process's peak
+    # resident size is not reset between in-process runs).
+    result["peak_rss_mb"] = {}
+    for p in args.presets:
+        res = train_step_time([f"norm={p}", *common], 5, args.device, warmup=1)
+        result["peak_rss_mb"][p] = res.get("peak_cuda_mb", res["peak_rss_mb"])
     scaling: dict[str, dict] = {"batch": {}, "width": {}}
     if not args.no_scaling:
         for b in (32, 64, 128):

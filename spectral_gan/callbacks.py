@@ -106,27 +106,6 @@ class StepTimer(Callback):
         self.times: list[float] = []
         self._start = 0.0
 
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # Linux: reset the process's peak resident size, so that several runs in one process
-        # (in-process benchmarks) each report their own peak.
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")
-        except OSError:
-            pass
-
-    @staticmethod
-    def peak_rss_mb() -> float:
-        """Peak resident memory since the last reset (VmHWM), else since the process started."""
-        try:
-            with open("/proc/self/status") as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
     def on_train_batch_start(self, trainer: pl.Trainer, *args) -> None:
         if trainer.strategy.root_device.type == "cuda":
             torch.cuda.synchronize()
@@ -141,7 +120,7 @@ class StepTimer(Callback):
         # The last step also samples and evaluates: excluded, like the warm-up steps.
         steady = self.times[self.warmup:-1] or self.times
         result = {"step_times": steady, "all_step_times": self.times,
-                  "peak_rss_mb": self.peak_rss_mb()}
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
         if torch.cuda.is_available():
             result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
