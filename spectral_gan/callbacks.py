@@ -97,6 +97,19 @@ class StepProgressBar(TQDMProgressBar):
         self.train_progress_bar.initial = trainer.lightning_module.gen_step
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux: VmHWM, which starts afresh at exec;
+    ``ru_maxrss`` would include the parent's peak when the process was spawned by a large one."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 class StepTimer(Callback):
     """Wall time of each training step (one generator update with its n_dis D updates), written
     as JSON at the end of training: for benchmarks (``+callbacks.step_timer=...``)."""
@@ -120,7 +133,7 @@ class StepTimer(Callback):
         # The last step also samples and evaluates: excluded, like the warm-up steps.
         steady = self.times[self.warmup:-1] or self.times
         result = {"step_times": steady, "all_step_times": self.times,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+                  "peak_rss_mb": peak_rss_mb()}
         if torch.cuda.is_available():
             result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
