@@ -30,7 +30,7 @@ from spectral_gan.norms import (gate_signals_needed, mixes_batch, power_iteratio
                                 power_iterations, update_gates)
 from spectral_gan.norms.monitor import condition_numbers, spectral_report
 from spectral_gan.penalties import get_penalty
-from spectral_gan.speed import JOINT_D_PASS
+from spectral_gan.speed import check_joint_d_pass
 from spectral_gan.visualize import image_grid, scatter_image
 
 DIVERGENCE_ACTIONS = ("stop", "skip")
@@ -103,8 +103,7 @@ class GAN(pl.LightningModule):
         self._deferred: set[int] = set()  # ids of optimizers that skip non-finite steps on device
         self.diverged_checkpoint, self.nan_at_step = diverged_checkpoint, nan_at_step
         self.nan_rank = nan_rank
-        if joint_d_pass not in JOINT_D_PASS:
-            raise ConfigError(f"speed.joint_d_pass must be auto, true or false, got {joint_d_pass!r}")
+        check_joint_d_pass(joint_d_pass)
         if joint_d_pass is True and mixes_batch(discriminator):
             raise ConfigError(
                 "speed.joint_d_pass=true runs real and fake images through D as one batch, but this "

@@ -86,13 +86,16 @@ def compile_model(model: nn.Module, mode: str = "default", backend: str = "induc
     return model
 
 
+def check_joint_d_pass(value: Any) -> None:
+    if value not in JOINT_D_PASS:
+        raise ConfigError(f"speed.joint_d_pass must be auto, true or false, got {value!r}")
+
+
 def validate_speed(speed: Any) -> None:
     for key in ("channels_last", "compile", "channels_last_weights", "cudnn_benchmark"):
         if not isinstance(speed.get(key, False), bool):
             raise ConfigError(f"speed.{key} must be true or false, got {speed.get(key)!r}")
-    if speed.get("joint_d_pass", "auto") not in JOINT_D_PASS:
-        raise ConfigError(f"speed.joint_d_pass must be auto, true or false, got "
-                          f"{speed.get('joint_d_pass')!r}")
+    check_joint_d_pass(speed.get("joint_d_pass", "auto"))
     if speed.get("compile_mode", "default") not in COMPILE_MODES:
         raise ConfigError(f"speed.compile_mode must be one of {', '.join(COMPILE_MODES)}, got "
                           f"{speed.get('compile_mode')!r}")
