@@ -11,6 +11,7 @@ with the iteration paused.
 """
 from __future__ import annotations
 
+import logging
 import os
 import random
 from functools import partial
@@ -24,6 +25,7 @@ from torch.nn.utils import parametrize
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchvision.utils import save_image
 
+from spectral_gan import health
 from spectral_gan.errors import ConfigError
 from spectral_gan.losses import AdversarialLoss
 from spectral_gan.norms import (gate_signals_needed, mixes_batch, power_iteration_paused,
@@ -32,6 +34,8 @@ from spectral_gan.norms.monitor import condition_numbers, spectral_report
 from spectral_gan.penalties import get_penalty
 from spectral_gan.speed import check_joint_d_pass
 from spectral_gan.visualize import image_grid, scatter_image
+
+log = logging.getLogger(__name__)
 
 DIVERGENCE_ACTIONS = ("stop", "skip")
 DIVERGENCE_CHECKS = ("deferred", "every_update")
@@ -120,6 +124,9 @@ class GAN(pl.LightningModule):
         if hparams:
             self.save_hyperparameters(hparams, logger=False)
         self._hparams_logged = False
+        self._data_diversity: float | None = None  # of the first real batch (health checks)
+        self._stalled_logs = 0  # consecutive log steps with D's gradient vanished
+        self.health_reasons: list[str] = []
 
     # -- optimizers -------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -140,6 +147,8 @@ class GAN(pl.LightningModule):
     # -- the step -----------------------------------------------------------------------------
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         d_opt, g_opt = self.optimizers()
+        if self._data_diversity is None:
+            self._data_diversity = health.diversity(batch[: self.batch_size])
         stats = None
         for real in batch.split(self.batch_size):
             stats = self._discriminator_update(real, d_opt) or stats
@@ -178,6 +187,8 @@ class GAN(pl.LightningModule):
         if self.evaluator is not None and ((self.eval_every and step % self.eval_every == 0)
                                            or step == self.total_steps):
             self.run_evaluation(step)
+        elif step == self.total_steps:
+            self.check_health(step)
 
     # -- evaluation -----------------------------------------------------------------------------
     def on_train_start(self) -> None:
@@ -208,7 +219,25 @@ class GAN(pl.LightningModule):
             metrics[primary.replace("metrics/", "metrics/best_")] = self.best_metric
         self.last_metrics = metrics
         self._log({**metrics, **{k.replace("metrics/", "hp/"): v for k, v in metrics.items()}}, step)
+        self.check_health(step, metrics)
         return metrics
+
+    def check_health(self, step: int, scores: dict[str, float] | None = None) -> list[str]:
+        """Say plainly whether the samples have collapsed (spectral_gan/health.py): log
+        ``health/collapsed`` (1 or 0) and ``health/sample_diversity`` (fraction of the data's), and
+        warn with the reasons."""
+        ratio = None
+        if self._data_diversity:
+            ratio = health.diversity(self.samples()) / self._data_diversity
+        self.health_reasons = health.assess(ratio, self._stalled_logs, scores)
+        values = {"health/collapsed": float(bool(self.health_reasons))}
+        if ratio is not None:
+            values["health/sample_diversity"] = ratio
+        self._log(values, step)
+        if self.health_reasons and self.trainer.is_global_zero:
+            log.warning("generator step %d: the samples have collapsed: %s", step,
+                        "; ".join(self.health_reasons))
+        return self.health_reasons
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["best_metric"] = self.best_metric
@@ -401,6 +430,8 @@ class GAN(pl.LightningModule):
             metrics[f"loss/penalty_{self.penalty.name}"] = stats["penalty"]
         metrics.update(spectral_report(self.D))
         metrics = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in metrics.items()}
+        stalled = metrics["grad_norm/d"] < health.STALL_GRAD_NORM
+        self._stalled_logs = self._stalled_logs + 1 if stalled else 0
         self.log_dict({"loss_d": metrics["loss/d"], "loss_g": metrics["loss/g"]},
                       prog_bar=True, logger=False)
         hp = {"hp/loss_d": metrics["loss/d"], "hp/loss_g": metrics["loss/g"]}

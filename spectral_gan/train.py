@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import warnings
 from typing import Any, Callable
 
@@ -201,6 +202,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "module": module,
         "interrupted": getattr(module, "interrupted", None),
         "metrics": dict(getattr(module, "last_metrics", {})),
+        "health": list(module.health_reasons),
     }
 
 
@@ -225,7 +227,7 @@ def or_exit_on_config_error(task: Callable[[], Any]) -> Any:
         sys.exit(2)
 
 
-def _report(result: dict[str, Any]) -> None:
+def _report(result: dict[str, Any], wall_s: float) -> None:
     if not result["trainer"].is_global_zero:
         return
     run_dir = result["run_dir"]
@@ -234,11 +236,16 @@ def _report(result: dict[str, Any]) -> None:
         print(f"\nInterrupted by {i['signal']} after generator step {i['gen_step']}; saved "
               f"{i['checkpoint']}. Resume with the same overrides plus ckpt_path={i['checkpoint']}")
         return
-    print(f"\nTrained {result['gen_step']} generator steps. Run directory: {run_dir}")
+    minutes, seconds = divmod(round(wall_s), 60)
+    print(f"\nTrained {result['gen_step']} generator steps in {minutes} min {seconds:02d} s. "
+          f"Run directory: {run_dir}")
     if os.path.exists(result["samples"]):
         print(f"  final samples: {result['samples']}")
     print(f"  checkpoint:    {result['checkpoint']}")
     print(f"  TensorBoard:   tensorboard --logdir {os.path.dirname(os.path.abspath(run_dir))}")
+    if result.get("health"):
+        print("WARNING: the samples have collapsed (health/collapsed = 1 in TensorBoard):\n  - "
+              + "\n  - ".join(result["health"]))
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
@@ -247,6 +254,7 @@ def _main(cfg: DictConfig) -> float | None:
     # drops resolvers registered at import time in some launch paths: register again here.
     config_resolvers.register()
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    started = time.monotonic()
     try:
         result = train(cfg)
     except TrainingDiverged as err:
@@ -262,7 +270,7 @@ def _main(cfg: DictConfig) -> float | None:
         if multirun:
             return
         sys.exit(2)
-    _report(result)
+    _report(result, time.monotonic() - started)
     if cfg.get("optimized_metric"):  # what a hyperparameter sweeper (optuna) minimizes
         value = result["metrics"].get(cfg.optimized_metric)
         if value is None:

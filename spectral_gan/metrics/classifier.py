@@ -53,3 +53,18 @@ def load_classifier(dataset: str) -> DigitClassifier:
     model = DigitClassifier()
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.eval().requires_grad_(False)
+
+
+def heldout_split(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(held-out, training) indices of the classifier's 80/20 split (``scripts/train_classifier.py``):
+    a ``randperm`` drawn right after ``torch.manual_seed(seed)``, its first fifth held out."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_test = n // 5
+    return order[:n_test], order[n_test:]
+
+
+@torch.no_grad()
+def class_fractions(classifier: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Fraction of ``images`` the classifier assigns to each class (sums to 1)."""
+    preds = torch.cat([classifier(batch).argmax(1) for batch in images.split(batch_size)])
+    return torch.bincount(preds, minlength=classifier.out.out_features).float() / len(preds)

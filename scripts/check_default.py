@@ -1,0 +1,204 @@
+"""Check the default experiment over seeds and roundings: `make check-default`.
+
+    python scripts/check_default.py                       # seeds 0-9 + three roundings of seed 0
+    python scripts/check_default.py --seeds 0,1 --variants none --jobs 2
+    python scripts/check_default.py --seeds 3 -- steps=800   # extra overrides after --
+
+Each run is `spectral-gan-train experiment=mnist5k_sn seed=S` in a process and run directory of
+its own (so runs may go in parallel with --jobs), timed; then its final checkpoint is scored by
+the digit classifier (spectral_gan/report/digit_quality.py: classifier IS and FID of 2,000 EMA
+samples, the fraction of samples per digit, collapse checks). The table (seed, wall time, IS,
+FID, class balance, pass/fail) replaces the marked section of docs/results.md; the raw numbers go
+to <root>/results.json. Exit status 1 when any run fails the required criteria.
+
+Variants of seed 0 (other roundings of the same experiment, issue #12):
+  threads1   OMP_NUM_THREADS=1
+  bf16       trainer.precision=bf16-mixed
+  nocl       speed.channels_last=false
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from spectral_gan.report import digit_quality as dq  # noqa: E402
+
+EXPERIMENT = "mnist5k_sn"
+VARIANTS = {  # name: (overrides, environment)
+    "threads1": ([], {"OMP_NUM_THREADS": "1"}),
+    "bf16": (["trainer.precision=bf16-mixed"], {}),
+    "nocl": (["speed.channels_last=false"], {}),
+}
+MARK_START, MARK_END = "<!-- check-default:start -->", "<!-- check-default:end -->"
+
+
+def parse_seeds(text: str) -> list[int]:
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        seeds += list(range(int(lo), int(hi or lo) + 1))
+    return seeds
+
+
+def run_dir_name(name: str) -> str:
+    """'seed 0, bf16' -> 'seed0_bf16'"""
+    return name.replace(", ", "_").replace(" ", "")
+
+
+def train_one(name: str, overrides: list[str], env: dict[str, str], run_dir: str,
+              threads: int | None) -> dict:
+    cmd = [sys.executable, "-m", "spectral_gan.train", f"experiment={EXPERIMENT}",
+           f"hydra.run.dir={run_dir}", "callbacks.progress_bar.refresh_rate=0", *overrides]
+    full_env = dict(os.environ, PYTHONWARNINGS="ignore", **env)
+    if threads and "OMP_NUM_THREADS" not in env:
+        full_env["OMP_NUM_THREADS"] = str(threads)
+    os.makedirs(run_dir, exist_ok=True)
+    started = time.monotonic()
+    with open(os.path.join(run_dir, "stdout.txt"), "w") as out:
+        proc = subprocess.run(cmd, cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+    wall = time.monotonic() - started
+    result = {"name": name, "command": " ".join(f"{k}={v}" for k, v in env.items()) +
+              (" " if env else "") + "spectral-gan-train " + " ".join(cmd[3:4] + overrides),
+              "wall_s": round(wall, 1), "returncode": proc.returncode, "run_dir": run_dir,
+              "threads": full_env.get("OMP_NUM_THREADS", str(os.cpu_count()))}
+    ckpt = os.path.join(run_dir, "checkpoints", "last.ckpt")
+    if proc.returncode == 0 and os.path.exists(ckpt):
+        result["quality"] = dq.evaluate_digits(ckpt).as_dict()
+    print(f"{name}: exit {proc.returncode}, {wall / 60:.1f} min"
+          + (f", IS {result['quality']['is_classifier']:.2f}, FID {result['quality']['fid_classifier']:.0f}"
+             if "quality" in result else ""), flush=True)
+    return result
+
+
+def judge(results: list[dict], seed_names: list[str], real_is: float) -> float:
+    scored = [r for r in results if "quality" in r]
+    seed_fids = [r["quality"]["fid_classifier"] for r in scored if r["name"] in seed_names]
+    median = statistics.median(seed_fids) if seed_fids else float("nan")
+    for r in results:
+        if "quality" not in r:
+            r["verdict"] = {"passed": False, "balanced": False, "fid_ok": False, "is_target": False,
+                            "is_ratio": float("nan")}
+            continue
+        q = dq.DigitQuality(**r["quality"])
+        r["verdict"] = dq.verdict(q, median, real_is)
+    return median
+
+
+def table(results: list[dict], median: float, real_is: float, when: str) -> str:
+    def mark(ok: bool) -> str:
+        return "yes" if ok else "**no**"
+
+    lines = [
+        f"Measured {when} by `make check-default` on {os.cpu_count()} CPU cores: each run is "
+        f"`spectral-gan-train experiment={EXPERIMENT}` with the override named, scored on 2,000 "
+        f"EMA samples by the digit classifier. Real held-out digits score classifier IS "
+        f"{real_is:.2f}, so the IS target (0.7x) is {dq.IS_TARGET * real_is:.2f}. Required: every "
+        f"class {dq.CLASS_MIN:.0%}-{dq.CLASS_MAX:.0%} of the predictions, FID at most "
+        f"{dq.FID_FACTOR:g}x the median over the seeds ({median:.0f}, so <= "
+        f"{dq.FID_FACTOR * median:.0f}), no collapse.",
+        "",
+        "| run | wall time | classifier IS | IS / real | classifier FID | classes min-max | "
+        "balanced | FID ok | IS target | pass |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        v = r["verdict"]
+        if "quality" not in r:
+            lines.append(f"| {r['name']} | {r['wall_s'] / 60:.1f} min | failed (exit "
+                         f"{r['returncode']}) | | | | | | | **no** |")
+            continue
+        q = r["quality"]
+        fr = q["class_fractions"]
+        lines.append(
+            f"| {r['name']} | {r['wall_s'] / 60:.1f} min | {q['is_classifier']:.2f} | "
+            f"{v['is_ratio']:.2f} | {q['fid_classifier']:.0f} | {min(fr):.1%}-{max(fr):.1%} | "
+            f"{mark(v['balanced'])} | {mark(v['fid_ok'])} | {mark(v['is_target'])} | "
+            f"{mark(v['passed'])} |")
+    lines += ["", "Commands: " + "; ".join(f"{r['name']}: `{r['command']}`" for r in results
+                                          if not r["name"].startswith("seed")) or ""]
+    return "\n".join(lines)
+
+
+def write_section(path: str, body: str) -> None:
+    text = open(path).read() if os.path.exists(path) else "# Results\n"
+    section = f"{MARK_START}\n{body}\n{MARK_END}"
+    if MARK_START in text and MARK_END in text:
+        head, rest = text.split(MARK_START, 1)
+        text = head + section + rest.split(MARK_END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n## The default experiment over seeds\n\n" + section + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", default="0-9", help="e.g. 0-9 or 0,3,5")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"roundings of seed 0 to run too: {', '.join(VARIANTS)}, or none")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at once; each then gets cores/jobs threads (default 1: the "
+                             "thread count make run uses)")
+    parser.add_argument("--root", default=None, help="where runs go (default "
+                        "outputs/check_default/<date_time>)")
+    parser.add_argument("--results", default=os.path.join(REPO, "docs", "results.md"))
+    parser.add_argument("overrides", nargs="*", help="extra overrides for every run (after --)")
+    args = parser.parse_args()
+    variants = [] if args.variants in ("", "none") else args.variants.split(",")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; valid: {', '.join(VARIANTS)}, none")
+    when = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    root = args.root or os.path.join(REPO, "outputs", "check_default", when)
+    threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
+
+    jobs = [(f"seed {s}", [f"seed={s}", *args.overrides], {}) for s in parse_seeds(args.seeds)]
+    jobs += [(f"seed 0, {v}", [*VARIANTS[v][0], "seed=0", *args.overrides], VARIANTS[v][1])
+             for v in variants]
+    real_is = dq.real_heldout_is()
+    seed_names = [name for name, _, _ in jobs if "," not in name]
+    done: dict[str, dict] = {}
+    lock = threading.Lock()
+
+    def report() -> str:
+        """Table and JSON of the runs finished so far, in job order (rewritten after each run,
+        so a long check that is stopped still leaves its table)."""
+        results = [done[name] for name, _, _ in jobs if name in done]
+        median = judge(results, seed_names, real_is)
+        body = table(results, median, real_is, when[:10])
+        if len(results) < len(jobs):
+            body += f"\n\n(partial: {len(results)} of {len(jobs)} runs finished so far)"
+        with open(os.path.join(root, "results.json"), "w") as f:
+            json.dump({"real_heldout_is": real_is, "median_fid": median, "runs": results}, f, indent=2)
+        write_section(args.results, body)
+        return body
+
+    def run(job: tuple[str, list[str], dict[str, str]]) -> None:
+        result = train_one(*job, os.path.join(root, run_dir_name(job[0])), threads)
+        with lock:
+            done[job[0]] = result
+            report()
+
+    os.makedirs(root, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        list(pool.map(run, jobs))
+    print(report())
+    print(f"\nwrote {args.results} and {os.path.join(root, 'results.json')}")
+    results = list(done.values())
+    return 0 if all(r["verdict"]["passed"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
