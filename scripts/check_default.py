@@ -125,8 +125,9 @@ def table(results: list[dict], median: float, real_is: float, when: str) -> str:
             f"{v['is_ratio']:.2f} | {q['fid_classifier']:.0f} | {min(fr):.1%}-{max(fr):.1%} | "
             f"{mark(v['balanced'])} | {mark(v['fid_ok'])} | {mark(v['is_target'])} | "
             f"{mark(v['passed'])} |")
-    lines += ["", "Commands: " + "; ".join(f"{r['name']}: `{r['command']}`" for r in results
-                                          if not r["name"].startswith("seed")) or ""]
+    variants = [f"{r['name']}: `{r['command']}`" for r in results if "," in r["name"]]
+    lines += ["", f"Commands: seed S: `spectral-gan-train experiment={EXPERIMENT} seed=S`"
+              + "".join(f"; {v}" for v in variants) + "."]
     return "\n".join(lines)
 
 
@@ -142,6 +143,19 @@ def write_section(path: str, body: str) -> None:
         f.write(text)
 
 
+def render(results_json: str, results_md: str) -> int:
+    """Rewrite the table from a finished check's results.json (with today's criteria)."""
+    with open(results_json) as f:
+        saved = json.load(f)
+    runs, real_is = saved["runs"], saved["real_heldout_is"]
+    median = judge(runs, [r["name"] for r in runs if "," not in r["name"]], real_is)
+    when = os.path.basename(os.path.dirname(os.path.abspath(results_json)))
+    body = table(runs, median, real_is, when[:10])
+    write_section(results_md, body)
+    print(body)
+    return 0 if all(r["verdict"]["passed"] for r in runs) else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -154,8 +168,12 @@ def main() -> int:
     parser.add_argument("--root", default=None, help="where runs go (default "
                         "outputs/check_default/<date_time>)")
     parser.add_argument("--results", default=os.path.join(REPO, "docs", "results.md"))
+    parser.add_argument("--render", metavar="RESULTS_JSON", default=None,
+                        help="train nothing: write the table of an earlier check's results.json")
     parser.add_argument("overrides", nargs="*", help="extra overrides for every run (after --)")
     args = parser.parse_args()
+    if args.render:
+        return render(args.render, args.results)
     variants = [] if args.variants in ("", "none") else args.variants.split(",")
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:

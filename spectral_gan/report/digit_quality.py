@@ -46,6 +46,9 @@ class DigitQuality:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def collapse_reasons(self) -> list[str]:
+        return health.assess(self.diversity_ratio, scores={"metrics/is_classifier": self.is_classifier})
+
 
 @torch.no_grad()
 def evaluate_digits(ckpt_path: str, n: int = 2000, batch_size: int = 250) -> DigitQuality:
@@ -62,13 +65,14 @@ def evaluate_digits(ckpt_path: str, n: int = 2000, batch_size: int = 250) -> Dig
     batches = iter(samples.split(batch_size))
     metrics = evaluator.evaluate(lambda _: next(batches), torch.device("cpu"))
     fractions = class_fractions(load_classifier(DATASET), samples)
-    ratio = health.diversity(samples) / health.diversity(datamodule.images[:n])
-    return DigitQuality(
+    quality = DigitQuality(
         checkpoint=info["checkpoint"], gen_step=info["gen_step"], weights=info["generator_weights"],
         n=n, is_classifier=metrics["metrics/is_classifier"],
         fid_classifier=metrics["metrics/fid_classifier"],
-        class_fractions=[round(float(f), 4) for f in fractions], diversity_ratio=ratio,
-        collapsed=health.assess(ratio, scores=metrics))
+        class_fractions=[round(float(f), 4) for f in fractions],
+        diversity_ratio=health.diversity(samples) / health.diversity(datamodule.images[:n]))
+    quality.collapsed = quality.collapse_reasons()
+    return quality
 
 
 @torch.no_grad()
@@ -89,7 +93,8 @@ def verdict(q: DigitQuality, median_fid: float, real_is: float) -> dict[str, Any
     balanced = all(CLASS_MIN <= f <= CLASS_MAX for f in q.class_fractions)
     fid_ok = q.fid_classifier <= FID_FACTOR * median_fid
     return {"balanced": balanced, "fid_ok": fid_ok, "is_target": q.is_classifier >= IS_TARGET * real_is,
-            "is_ratio": q.is_classifier / real_is, "passed": balanced and fid_ok and not q.collapsed}
+            "is_ratio": q.is_classifier / real_is,
+            "passed": balanced and fid_ok and not q.collapse_reasons()}
 
 
 def median_fid(results: list[DigitQuality]) -> float:

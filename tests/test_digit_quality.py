@@ -1,0 +1,89 @@
+"""The digit-quality check behind `make check-default` and its script's pieces (issue #12)."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+from spectral_gan.metrics.classifier import class_fractions, heldout_split, load_classifier
+from spectral_gan.report import digit_quality as dq
+from spectral_gan.train import train
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "scripts"))
+import check_default  # noqa: E402
+
+
+def test_heldout_split_is_the_classifier_scripts_split():
+    torch.manual_seed(0)  # scripts/train_classifier.py: manual_seed, then randperm
+    order = torch.randperm(5000)
+    held_out, rest = heldout_split(5000)
+    assert torch.equal(held_out, order[:1000]) and torch.equal(rest, order[1000:])
+
+
+def test_real_heldout_digits_score_high_and_spread_over_all_classes():
+    assert dq.real_heldout_is() > 8.0  # ten nearly balanced, confidently classified classes
+    from spectral_gan.data.embedded import MNIST5kDataModule
+    images = MNIST5kDataModule().load()[heldout_split(5000)[0]]
+    fractions = class_fractions(load_classifier("mnist5k"), images)
+    assert fractions.sum().item() == pytest.approx(1.0)
+    assert all(dq.CLASS_MIN <= f <= dq.CLASS_MAX for f in fractions.tolist())
+    one_digit = images[:1].expand(50, -1, -1, -1)
+    assert class_fractions(load_classifier("mnist5k"), one_digit).max().item() == 1.0
+
+
+def test_a_checkpoint_is_scored_and_judged(cfg_factory, tmp_path):
+    train(cfg_factory("data=mnist5k", "batch_size=8", "generator.ch=4", "discriminator.ch=4",
+                      "steps=2", "eval.every=0"))
+    q = dq.evaluate_digits(str(tmp_path / "checkpoints" / "last.ckpt"), n=300, batch_size=100)
+    assert q.gen_step == 2 and q.n == 300 and q.weights == "generator"
+    assert sum(q.class_fractions) == pytest.approx(1.0, abs=1e-3)
+    assert q.is_classifier >= 1.0 and q.fid_classifier > 0
+    # Two steps of training are no digits: the verdict must say so.
+    v = dq.verdict(q, median_fid=q.fid_classifier, real_is=dq.real_heldout_is())
+    assert v["fid_ok"] and not v["passed"] and not v["is_target"]
+    good = dq.DigitQuality(**{**q.as_dict(), "class_fractions": [0.1] * 10, "is_classifier": 7.0,
+                              "diversity_ratio": 1.0})
+    assert dq.verdict(good, median_fid=q.fid_classifier, real_is=9.0)["passed"]
+    one_shape = dq.DigitQuality(**{**good.as_dict(), "diversity_ratio": 0.05})
+    assert not dq.verdict(one_shape, median_fid=q.fid_classifier, real_is=9.0)["passed"]
+    far = dq.DigitQuality(**{**good.as_dict(), "fid_classifier": 3.5 * q.fid_classifier})
+    assert not dq.verdict(far, median_fid=q.fid_classifier, real_is=9.0)["fid_ok"]
+
+
+def test_other_data_is_refused(cfg_factory, tmp_path):
+    train(cfg_factory("data=digits", "batch_size=8", "generator.ch=4", "discriminator.ch=4",
+                      "steps=1", "eval.every=0"))
+    with pytest.raises(ValueError, match="needs data=mnist5k"):
+        dq.evaluate_digits(str(tmp_path / "checkpoints" / "last.ckpt"), n=100)
+
+
+def test_check_default_seeds_and_results_section(tmp_path):
+    assert check_default.parse_seeds("0-3,7") == [0, 1, 2, 3, 7]
+    assert check_default.run_dir_name("seed 0, bf16") == "seed0_bf16"
+    results = tmp_path / "results.md"
+    results.write_text("# Results\n\nintro\n\n<!-- check-default:start -->\nold\n"
+                       "<!-- check-default:end -->\n\n## Later section\n")
+    check_default.write_section(str(results), "new table")
+    text = results.read_text()
+    assert "new table" in text and "old" not in text and "## Later section" in text
+    fresh = tmp_path / "fresh.md"
+    check_default.write_section(str(fresh), "first table")
+    assert check_default.MARK_START in fresh.read_text() and "first table" in fresh.read_text()
+
+
+def test_check_default_table_marks_failures():
+    quality = {"checkpoint": "c", "gen_step": 1600, "weights": "ema", "n": 2000,
+               "is_classifier": 7.0, "fid_classifier": 400.0, "class_fractions": [0.1] * 10,
+               "diversity_ratio": 1.0, "collapsed": []}
+    runs = [{"name": "seed 0", "wall_s": 460.0, "returncode": 0, "command": "c0", "quality": quality},
+            {"name": "seed 1", "wall_s": 470.0, "returncode": 0, "command": "c1",
+             "quality": {**quality, "class_fractions": [0.5] + [0.5 / 9] * 9}},
+            {"name": "seed 0, bf16", "wall_s": 300.0, "returncode": 1, "command": "c2"}]
+    median = check_default.judge(runs, ["seed 0", "seed 1"], real_is=9.0)
+    assert median == 400.0
+    assert [r["verdict"]["passed"] for r in runs] == [True, False, False]
+    text = check_default.table(runs, median, 9.0, "2026-01-01")
+    assert "| seed 1 | 7.8 min | 7.00 | 0.78 | 400 | 5.6%-50.0% | **no** |" in text
+    assert "failed (exit 1)" in text and "seed 0, bf16: `c2`" in text
