@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 # Torch and torchvision are pinned to builds that pip takes from this machine kind's local disk
-# (see ../shared/design.md, section 6); an unpinned `torch` would download several GB.
+# (a CUDA build on x86_64, about 5.5 GB in the venv); an unpinned `torch` would download several GB.
 ifeq ($(shell uname -m),aarch64)
 TORCH_PINS := torch==2.9.1 torchvision==0.24.1
 else

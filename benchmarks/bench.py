@@ -36,7 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ["none", "sn", "bsn", "msn", "osn", "gp", "bn"]
 MODEL = ["data=mnist5k", "generator=dcgan", "discriminator=dcgan", "loss=hinge", "n_dis=1"]
-# The peers' setting (../shared/design.md, section 6): 3-channel 32x32 random images, batch 64,
+# The peers' setting (StudioGAN's and Mimicry's SNGAN): 3-channel 32x32 random images, batch 64,
 # n_dis 5, hinge, SN; their step times were measured on this machine kind with 2 threads.
 PEER_MODEL = ["data=synthetic", "loss=hinge", "norm=sn", "n_dis=5", "batch_size=64"]
 PEERS = {
@@ -193,7 +193,7 @@ def markdown(r: dict) -> str:
     for (b, bm), (w, wm) in zip(r["scaling"]["batch"].items(), r["scaling"]["width"].items()):
         lines.append(f"| {b} | {bm:.0f} | | {w} | {wm:.0f} |")
     if r.get("peers"):
-        lines += ["", "Peers (design.md section 6; same architecture, batch 64, n_dis 5, hinge, SN, "
+        lines += ["", "Peers (StudioGAN's and Mimicry's SNGAN; same architecture, batch 64, n_dis 5, hinge, SN, "
                   "3-channel 32x32 random images; seconds per generator iteration = 5 D steps + "
                   "1 G step). Ours (fp32 and `trainer.precision=bf16-mixed`) and the plain loop as "
                   "the peers write it (NCHW, Adam's default implementation) are measured in this run, "

@@ -1,8 +1,8 @@
 """Random images: a data source for benchmarks and smoke runs, not for learning anything.
 
-Any channel count and size, generated in memory from a seed (no files, no network). The peer
-timings in ``../shared/design.md`` (section 6) were taken on random real images of CIFAR-10's
-shape, and ``make bench`` uses this source to time the same step on 3-channel 32x32 data.
+Any channel count and size, generated in memory from a seed (no files, no network). The peers'
+step times quoted in docs/benchmarks.md were taken on random images of CIFAR-10's shape, and
+``make bench`` uses this source to time the same step on 3-channel 32x32 data.
 """
 from __future__ import annotations
 
