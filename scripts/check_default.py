@@ -22,7 +22,6 @@ import argparse
 import datetime
 import json
 import os
-import statistics
 import subprocess
 import sys
 import threading
@@ -82,16 +81,13 @@ def train_one(name: str, overrides: list[str], env: dict[str, str], run_dir: str
 
 
 def judge(results: list[dict], seed_names: list[str], real_is: float) -> float:
-    scored = [r for r in results if "quality" in r]
-    seed_fids = [r["quality"]["fid_classifier"] for r in scored if r["name"] in seed_names]
-    median = statistics.median(seed_fids) if seed_fids else float("nan")
+    scored = {r["name"]: dq.DigitQuality(**r["quality"]) for r in results if "quality" in r}
+    seeds = [q for name, q in scored.items() if name in seed_names]
+    median = dq.median_fid(seeds) if seeds else float("nan")
     for r in results:
-        if "quality" not in r:
-            r["verdict"] = {"passed": False, "balanced": False, "fid_ok": False, "is_target": False,
-                            "is_ratio": float("nan")}
-            continue
-        q = dq.DigitQuality(**r["quality"])
-        r["verdict"] = dq.verdict(q, median, real_is)
+        r["verdict"] = (dq.verdict(scored[r["name"]], median, real_is) if r["name"] in scored else
+                        {"passed": False, "balanced": False, "fid_ok": False, "is_target": False,
+                         "is_ratio": float("nan")})
     return median
 
 

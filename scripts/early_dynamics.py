@@ -43,12 +43,11 @@ def early_run(seed: int, steps: int, log_every: int, overrides: list[str], run_d
                                 "trainer.enable_model_summary=false"], run_dir)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         result = train(cfg)
-    rows = [r for r in csv.DictReader(open(os.path.join(run_dir, "csv", "metrics.csv"))) if r.get("loss/d")]
-    loss = [float(r["loss/d"]) for r in rows]
-    grad = [float(r["grad_norm/d"]) for r in rows]
-    diversity = [float(r["health/sample_diversity"]) for r in
-                 csv.DictReader(open(os.path.join(run_dir, "csv", "metrics.csv")))
-                 if r.get("health/sample_diversity")]
+    with open(os.path.join(run_dir, "csv", "metrics.csv")) as f:
+        rows = list(csv.DictReader(f))
+    loss = [float(r["loss/d"]) for r in rows if r.get("loss/d")]
+    grad = [float(r["grad_norm/d"]) for r in rows if r.get("loss/d")]
+    diversity = [float(r["health/sample_diversity"]) for r in rows if r.get("health/sample_diversity")]
     return {"seed": seed, "min_loss_d": round(min(loss), 4),
             "saturated_logs": sum(a < SATURATED_LOSS and b < SATURATED_GRAD for a, b in zip(loss, grad)),
             "final_diversity": round(diversity[-1], 3) if diversity else None,

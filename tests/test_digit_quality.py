@@ -87,3 +87,13 @@ def test_check_default_table_marks_failures():
     text = check_default.table(runs, median, 9.0, "2026-01-01")
     assert "| seed 1 | 7.8 min | 7.00 | 0.78 | 400 | 5.6%-50.0% | **no** |" in text
     assert "failed (exit 1)" in text and "seed 0, bf16: `c2`" in text
+
+
+def test_early_dynamics_reports_the_first_steps_of_each_seed(tmp_path):
+    import early_dynamics
+    row = early_dynamics.early_run(0, steps=10, log_every=5, run_dir=str(tmp_path / "s0"),
+                                   overrides=["data=ring", "generator=mlp", "discriminator=mlp",
+                                              "batch_size=32"])
+    assert row["seed"] == 0 and len(row["loss_d"]) == 2
+    assert abs(row["min_loss_d"] - min(row["loss_d"])) <= 5e-4  # rounded to 4 and 3 places
+    assert 0 <= row["saturated_logs"] <= 2 and row["final_diversity"] is not None
