@@ -98,6 +98,13 @@ def test_experiment_overrides_the_root_config(cfg_factory):
     assert cfg.generator.ch == 32 and cfg.norm.weight == "sn" and cfg.loss.name == "hinge"
 
 
+def test_default_ema_forgets_its_starting_copy(cfg_factory):
+    # issue #12: with decay 0.999 from step 1000 of 1600 the step-1000 copy was 55% of the
+    # final EMA, and the samples inherited its class imbalance
+    cfg = cfg_factory("experiment=mnist5k_sn")
+    assert cfg.ema.decay ** (cfg.steps - cfg.ema.start) < 0.1
+
+
 def test_command_line_beats_experiment(cfg_factory):
     cfg = cfg_factory("experiment=mnist5k_sn", "steps=7", "norm=bn")
     assert cfg.steps == 7 and cfg.norm.feature == "batch"
