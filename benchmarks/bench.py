@@ -1,7 +1,7 @@
 """`make bench`: step time of every normalization preset through the real training path, the
 framework against a bare PyTorch loop, peak memory, FID throughput and a scaling table.
 
-Method: each measurement trains through `spectral_gan.train.train` on the config that
+Method: each measurement trains through `spectral_gan.training.train` on the config that
 `spectral-gan-train <overrides>` composes, with a StepTimer callback; the first 3 steps (warm-up)
 and the last (it samples and evaluates) are dropped and the median of the rest is taken. The
 presets and the bare loop (written here with the same networks, SN, loss, optimizers and batch)
@@ -9,7 +9,7 @@ all run in this one process, interleaved (every preset once per round, then the 
 rounds), and ratios are taken within each round: the median over rounds of each preset's step
 time against `none`'s, and of `sn`'s against the loop's. (One process per run, as an earlier
 version did, added per-process offsets of a few percent that swamped the 5% targets.) Scaling,
-the peers' setting and FID throughput run `python -m spectral_gan.train` in processes of their
+the peers' setting and FID throughput run `python -m spectral_gan.cli.train` in processes of their
 own, as a user would.
 
 Writes benchmarks/results/latest.json and the table between the markers in docs/benchmarks.md.
@@ -71,7 +71,7 @@ def train_step_time(overrides: list[str], steps: int, device: str, model: list[s
                     warmup: int = 3) -> dict:
     """``spectral-gan-train`` as a user runs it, in a process of its own."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "spectral_gan.train", *model, *overrides,
+        cmd = [sys.executable, "-m", "spectral_gan.cli.train", *model, *overrides,
                *timed_overrides(tmp, steps, device, warmup)]
         env = dict(os.environ, PYTHONWARNINGS="ignore")
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -82,11 +82,12 @@ def train_step_time(overrides: list[str], steps: int, device: str, model: list[s
 
 def train_step_time_in_process(overrides: list[str], steps: int, device: str,
                                model: list[str] = MODEL, warmup: int = 3) -> dict:
-    """The same run through ``spectral_gan.train.train`` (what the console script calls after
+    """The same run through ``spectral_gan.training.train`` (what the console script calls after
     composing the config) in this process, so that every variant of a comparison shares one
     process: separate processes differed by a few percent each (allocation, placement), which
     swamped the 5% targets."""
-    from spectral_gan.train import compose_train_config, train
+    from spectral_gan.cli.train import compose_train_config
+from spectral_gan.training import train
 
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), \
             contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

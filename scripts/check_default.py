@@ -57,7 +57,7 @@ def run_dir_name(name: str) -> str:
 
 def train_one(name: str, overrides: list[str], env: dict[str, str], run_dir: str,
               threads: int | None) -> dict:
-    cmd = [sys.executable, "-m", "spectral_gan.train", f"experiment={EXPERIMENT}",
+    cmd = [sys.executable, "-m", "spectral_gan.cli.train", f"experiment={EXPERIMENT}",
            f"hydra.run.dir={run_dir}", "callbacks.progress_bar.refresh_rate=0", *overrides]
     full_env = dict(os.environ, PYTHONWARNINGS="ignore", **env)
     if threads and "OMP_NUM_THREADS" not in env:

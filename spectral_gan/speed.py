@@ -87,6 +87,7 @@ def compile_model(model: nn.Module, mode: str = "default", backend: str = "induc
 
 
 def check_joint_d_pass(value: Any) -> None:
+    """Checked once, by ``spectral_gan.settings.GANSettings`` (the training loop owns it)."""
     if value not in JOINT_D_PASS:
         raise ConfigError(f"speed.joint_d_pass must be auto, true or false, got {value!r}")
 
@@ -95,7 +96,6 @@ def validate_speed(speed: Any) -> None:
     for key in ("channels_last", "compile", "channels_last_weights", "cudnn_benchmark"):
         if not isinstance(speed.get(key, False), bool):
             raise ConfigError(f"speed.{key} must be true or false, got {speed.get(key)!r}")
-    check_joint_d_pass(speed.get("joint_d_pass", "auto"))
     if speed.get("compile_mode", "default") not in COMPILE_MODES:
         raise ConfigError(f"speed.compile_mode must be one of {', '.join(COMPILE_MODES)}, got "
                           f"{speed.get('compile_mode')!r}")

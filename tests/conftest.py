@@ -13,7 +13,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
 import spectral_gan  # noqa: F401  (registers resolvers)
-from spectral_gan.train import compose_train_config
+from spectral_gan.cli.train import compose_train_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,5 +47,5 @@ def cfg_factory(tmp_path: Path) -> Callable[..., DictConfig]:
 def run_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run spectral-gan-train as a user would, outputs under cwd."""
     env = dict(os.environ, SPECTRAL_GAN_OUTPUTS=str(cwd / "outputs"), PYTHONWARNINGS="ignore")
-    return subprocess.run([sys.executable, "-m", "spectral_gan.train", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "spectral_gan.cli.train", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spectral_gan.train import train
+from spectral_gan.training import train
 
 
 def run(module: str, *args: str, cwd) -> subprocess.CompletedProcess:
@@ -27,7 +27,7 @@ def digits_ckpt(cfg_factory, tmp_path):
 
 
 def test_sample_writes_pngs_and_npz_from_the_ema_generator(digits_ckpt, tmp_path):
-    proc = run("spectral_gan.sample", f"ckpt_path={digits_ckpt}", "n=7", f"out={tmp_path / 's'}",
+    proc = run("spectral_gan.cli.sample", f"ckpt_path={digits_ckpt}", "n=7", f"out={tmp_path / 's'}",
                "npz=true", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "(ema weights)" in proc.stdout and "generator step 3" in proc.stdout
@@ -39,7 +39,7 @@ def test_sample_writes_pngs_and_npz_from_the_ema_generator(digits_ckpt, tmp_path
 
 def test_eval_writes_json_with_metrics_and_protocol(digits_ckpt, tmp_path):
     out = tmp_path / "eval.json"
-    proc = run("spectral_gan.eval", f"ckpt_path={digits_ckpt}", "eval.num_samples=150",
+    proc = run("spectral_gan.cli.eval", f"ckpt_path={digits_ckpt}", "eval.num_samples=150",
                "eval.inception=false", f"out={out}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
@@ -53,7 +53,7 @@ def test_eval_writes_json_with_metrics_and_protocol(digits_ckpt, tmp_path):
 def test_sample_of_2d_data_writes_points(cfg_factory, tmp_path):
     train(cfg_factory("data=ring", "generator=mlp", "discriminator=mlp", "batch_size=16", "steps=2",
                       run_dir=tmp_path / "run"))
-    proc = run("spectral_gan.sample", f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}",
+    proc = run("spectral_gan.cli.sample", f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}",
                "n=50", f"out={tmp_path / 's'}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert np.load(tmp_path / "s" / "samples.npz")["samples"].shape == (50, 2)
@@ -65,5 +65,5 @@ def test_bad_checkpoints_are_refused_clearly(tmp_path, content, message):
     path = tmp_path / "x.ckpt"
     if content is not None:
         path.write_text(content)
-    proc = run("spectral_gan.eval", f"ckpt_path={path}", cwd=tmp_path)
+    proc = run("spectral_gan.cli.eval", f"ckpt_path={path}", cwd=tmp_path)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr

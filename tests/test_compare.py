@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from spectral_gan.compare_cli import main as compare
+from spectral_gan.cli.compare import main as compare
 from tests.conftest import run_cli
 from tests.test_train import RING, scalars
 

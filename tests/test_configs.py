@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import itertools
 import pytest
+
+from spectral_gan.settings import GANSettings
 from hydra.utils import instantiate
 
 from spectral_gan.losses import AdversarialLoss
@@ -49,7 +51,7 @@ def test_every_norm_and_loss_composes(cfg_factory, setting):
         cfg = cfg_factory(*setting, f"norm={norm}", f"loss={loss}")
         assert cfg.loss.name == loss
         hook = instantiate(cfg.norm)
-        assert isinstance(hook, NormHook) and hook.penalty == cfg.module.penalty
+        assert isinstance(hook, NormHook) and hook.penalty == GANSettings.from_config(cfg).penalty.name
         assert isinstance(instantiate(cfg.loss), AdversarialLoss)
 
 

@@ -8,7 +8,7 @@ import torch
 
 from spectral_gan.metrics.classifier import class_fractions, heldout_split, load_classifier
 from spectral_gan.report import digit_quality as dq
-from spectral_gan.train import train
+from spectral_gan.training import train
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from spectral_gan import health
-from spectral_gan.train import train
+from spectral_gan.training import train
 from tests.test_train import TINY_IMAGES, scalars
 
 
@@ -60,7 +60,7 @@ def test_a_discriminator_that_stopped_learning_is_reported(cfg_factory, monkeypa
 
 
 def test_the_cli_prints_the_collapse_warning_and_wall_time(capsys):
-    from spectral_gan.train import _report
+    from spectral_gan.cli.train import _report
 
     class Trainer:
         is_global_zero = True

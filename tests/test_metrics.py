@@ -140,7 +140,7 @@ def test_fid_command_on_two_folders(tmp_path):
     a = _folder(tmp_path / "a", digits[:10])
     b = _folder(tmp_path / "b", digits[10:20])
     (a / "broken.png").write_text("not a png")
-    run = lambda *args: subprocess.run([sys.executable, "-m", "spectral_gan.fid_cli", *args],  # noqa: E731
+    run = lambda *args: subprocess.run([sys.executable, "-m", "spectral_gan.cli.fid", *args],  # noqa: E731
                                        capture_output=True, text=True, timeout=300)
     same = run(str(a), str(a), "--save-stats", str(tmp_path / "a.npz"))
     assert same.returncode == 0, same.stderr

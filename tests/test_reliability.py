@@ -14,7 +14,7 @@ from PIL import Image
 from spectral_gan.callbacks import AtomicCheckpointIO
 from spectral_gan.data import ImageFolderDataModule
 from spectral_gan.errors import ConfigError, DatasetNotFoundError
-from spectral_gan.train import TrainingDiverged, train
+from spectral_gan.training import TrainingDiverged, train
 from tests.conftest import run_cli
 from tests.test_train import RING, scalars
 
@@ -55,10 +55,10 @@ def test_skip_mode_skips_a_bounded_number_of_updates(cfg_factory, tmp_path, chec
 
 def test_deferred_check_needs_an_optimizer_that_skips_on_device(cfg_factory):
     fused = train(cfg_factory(*RING, "steps=1"))["module"]
-    assert len(fused._deferred) == 2  # fused Adam for D and G: no host sync per update
+    assert len(fused.guard._deferred) == 2  # fused Adam for D and G: no host sync per update
     plain = train(cfg_factory(*RING, "steps=1", "optimizer.d.fused=false",
                               "optimizer.g.fused=false"))["module"]
-    assert plain._deferred == set()  # falls back to the per-update host check
+    assert plain.guard._deferred == set()  # falls back to the per-update host check
     with pytest.raises(ConfigError, match="divergence.check must be deferred or every_update"):
         train(cfg_factory(*RING, "divergence.check=sometimes", "steps=1"))
 
@@ -82,7 +82,7 @@ def test_resumed_run_reproduces_the_uninterrupted_one(cfg_factory, tmp_path):
 
 def test_sigterm_saves_and_resume_continues(tmp_path):
     env = dict(os.environ, SPECTRAL_GAN_OUTPUTS=str(tmp_path / "outputs"), PYTHONWARNINGS="ignore")
-    proc = subprocess.Popen([sys.executable, "-m", "spectral_gan.train", *RING, "steps=100000",
+    proc = subprocess.Popen([sys.executable, "-m", "spectral_gan.cli.train", *RING, "steps=100000",
                              "log_every=1", "callbacks.progress_bar.refresh_rate=0"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)

@@ -10,11 +10,14 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from spectral_gan.errors import ConfigError
 from spectral_gan.models import DCGANDiscriminator, DCGANGenerator
+from spectral_gan import ema
+from spectral_gan.ema import EMASettings
 from spectral_gan.module import GAN
+from spectral_gan.settings import GANSettings
 from spectral_gan.losses import get_loss
 from spectral_gan.norms import NormHook
 from spectral_gan.speed import use_channels_last, validate_speed
-from spectral_gan.train import train
+from spectral_gan.training import train
 from tests.test_train import RING
 
 
@@ -66,7 +69,7 @@ def test_speed_options_are_validated():
     with pytest.raises(ConfigError, match="speed.channels_last must be true or false"):
         validate_speed({"channels_last": "auto"})
     with pytest.raises(ConfigError, match="speed.joint_d_pass must be auto, true or false"):
-        validate_speed({"joint_d_pass": "yes"})
+        GANSettings(joint_d_pass="yes")  # the training loop's setting, checked where it is built
 
 
 @pytest.mark.parametrize("norm", ["sn", "osn"])
@@ -84,7 +87,7 @@ def test_joint_d_pass_computes_the_same_training_run(cfg_factory, tmp_path, norm
 
 
 def test_joint_d_pass_is_refused_for_batch_statistics_and_auto_stays_off_on_cpu(cfg_factory, tmp_path):
-    from spectral_gan.train import config_error_in
+    from spectral_gan.cli.common import config_error_in
 
     for norm in ("bn", "msn"):
         with pytest.raises(Exception) as err:
@@ -119,15 +122,15 @@ def test_compile_keeps_the_training_step_and_falls_back_when_it_fails(cfg_factor
 def test_ema_update_matches_averaged_model():
     torch.manual_seed(0)
     g = DCGANGenerator((1, 32, 32), ch=4)
-    module = GAN(g, DCGANDiscriminator((1, 32, 32), ch=4), get_loss("hinge"), ema_decay=0.9)
+    module = GAN(g, DCGANDiscriminator((1, 32, 32), ch=4), get_loss("hinge"),
+                 settings=GANSettings(ema=EMASettings(decay=0.9)))
     reference = AveragedModel(g, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
-    module._ema_started = False
-    for _ in range(3):
+    for i in range(3):
         with torch.no_grad():
             for p in g.parameters():
                 p.add_(torch.randn_like(p))
         g(torch.randn(8, 128))  # BatchNorm running statistics move too
-        module._update_ema()
+        ema.update(module.G_ema, g, 0.9, first=i == 0)
         reference.update_parameters(g)
     for (name, a), b in zip(module.G_ema.state_dict().items(), reference.state_dict().values()):
         if a.is_floating_point():

@@ -12,7 +12,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from spectral_gan import health
 from spectral_gan.norms import PowerIteration
 from spectral_gan.report import digit_quality
-from spectral_gan.train import compose_train_config, train
+from spectral_gan.cli.train import compose_train_config
+from spectral_gan.training import train
 from tests.conftest import run_cli
 
 RING = ["data=ring", "generator=mlp", "discriminator=mlp", "batch_size=32"]

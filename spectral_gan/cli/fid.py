@@ -15,50 +15,16 @@ import sys
 
 import numpy as np
 import torch
-from torchmetrics.image.fid import _compute_fid
 
 from spectral_gan.errors import ConfigError
-from spectral_gan.metrics.images import FolderImages
+from spectral_gan.metrics.folder_fid import check_paths, frechet_distance, statistics
 from spectral_gan.metrics.inception import InceptionFeatures
 
 
-def folder_statistics(folder: str, net: InceptionFeatures, batch_size: int, device: str
-                      ) -> tuple[np.ndarray, np.ndarray, int, list[str]]:
-    """Mean and covariance (float64) of the folder's Inception features, streamed."""
-    images = FolderImages(folder, batch_size)
-    total, outer, n = None, None, 0
-    for batch in images:
-        f = net(batch.to(device)).double().cpu()
-        total = f.sum(0) if total is None else total + f.sum(0)
-        outer = f.t() @ f if outer is None else outer + f.t() @ f
-        n += len(f)
-    if n == 0:
-        raise ConfigError(f"none of the {len(images.paths)} images in {folder} could be read")
-    if n < 2:
-        raise ConfigError(f"{folder} has {n} readable image; FID needs at least 2")
-    mu = total / n
-    sigma = (outer - n * torch.outer(mu, mu)) / (n - 1)
-    return mu.numpy(), sigma.numpy(), n, images.unreadable
-
-
-def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    value = _compute_fid(torch.as_tensor(mu1, dtype=torch.float64), torch.as_tensor(sigma1, dtype=torch.float64),
-                         torch.as_tensor(mu2, dtype=torch.float64), torch.as_tensor(sigma2, dtype=torch.float64))
-    return float(value)
-
-
-def _statistics(path: str, net, args) -> tuple[np.ndarray, np.ndarray, int]:
-    if path.endswith(".npz"):
-        with np.load(path) as f:
-            return f["mu"], f["sigma"], int(f["n"]) if "n" in f else -1
-    mu, sigma, n, unreadable = folder_statistics(path, net, args.batch_size, args.device)
-    if unreadable:
-        print(f"warning: {len(unreadable)} unreadable image(s) in {path} skipped, e.g. {unreadable[0]}",
-              file=sys.stderr)
-    dim = mu.shape[0]
-    if n <= dim:
-        print(f"warning: {n} images in {path}: with {dim}-d features the covariance is not full rank "
-              f"below {dim + 1} images, so this FID is biased; use more images", file=sys.stderr)
+def _statistics(path: str, net: InceptionFeatures, args) -> tuple[np.ndarray, np.ndarray, int]:
+    mu, sigma, n, warnings = statistics(path, net, args.batch_size, args.device)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return mu, sigma, n
 
 
@@ -74,9 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.path_b is None and args.save_stats is None:
         parser.error("give two paths to compare, or --save-stats OUT.npz")
     try:
-        for path in (args.path_a, args.path_b):  # fail on bad paths before loading Inception
-            if path is not None and not path.endswith(".npz"):
-                FolderImages(path)
+        check_paths(args.path_a, args.path_b)  # fail on bad paths before loading Inception
         net = InceptionFeatures().to(args.device)
         mu_a, sigma_a, n_a = _statistics(args.path_a, net, args)
         if args.save_stats:

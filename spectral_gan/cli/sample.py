@@ -1,0 +1,26 @@
+"""spectral-gan-sample: write generated images of a checkpoint as PNG files (and an .npz)."""
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from spectral_gan import config_resolvers
+from spectral_gan.cli.common import CONFIG_DIR, or_exit_on_config_error, pick_device
+from spectral_gan.sampling import write_samples
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="sample")
+def _main(cfg: DictConfig) -> None:
+    config_resolvers.register()
+    result = or_exit_on_config_error(lambda: write_samples(
+        cfg.ckpt_path, cfg.out, cfg.n, cfg.batch_size, cfg.seed, pick_device(cfg.device), cfg.npz))
+    print(f"wrote {result['n']} samples of generator step {result['gen_step']} "
+          f"({result['generator_weights']} weights) to {result['out']}")
+
+
+def main() -> None:
+    _main()
+
+
+if __name__ == "__main__":
+    main()

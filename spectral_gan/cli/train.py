@@ -1,0 +1,85 @@
+"""spectral-gan-train: compose data, generator, discriminator (with its norm), loss, and train.
+
+A thin Hydra entry point over ``spectral_gan.training.train``; everything it builds comes from
+configs/ by ``_target_``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from spectral_gan import config_resolvers
+from spectral_gan.cli.common import CONFIG_DIR, compose_config, report_config_error
+from spectral_gan.errors import ConfigError
+from spectral_gan.training import TrainingDiverged, train
+
+
+def compose_train_config(overrides: list[str], run_dir: str | None = None) -> DictConfig:
+    """The config ``spectral-gan-train <overrides>`` would run (see ``compose_config``)."""
+    return compose_config("train", overrides, run_dir)
+
+
+def _report(result: dict[str, Any], wall_s: float) -> None:
+    if not result["trainer"].is_global_zero:
+        return
+    run_dir = result["run_dir"]
+    if result.get("interrupted"):
+        i = result["interrupted"]
+        print(f"\nInterrupted by {i['signal']} after generator step {i['gen_step']}; saved "
+              f"{i['checkpoint']}. Resume with the same overrides plus ckpt_path={i['checkpoint']}")
+        return
+    minutes, seconds = divmod(round(wall_s), 60)
+    print(f"\nTrained {result['gen_step']} generator steps in {minutes} min {seconds:02d} s. "
+          f"Run directory: {run_dir}")
+    if os.path.exists(result["samples"]):
+        print(f"  final samples: {result['samples']}")
+    print(f"  checkpoint:    {result['checkpoint']}")
+    print(f"  TensorBoard:   tensorboard --logdir {os.path.dirname(os.path.abspath(run_dir))}")
+    if result.get("health"):
+        print("WARNING: the samples have collapsed (health/collapsed = 1 in TensorBoard):\n  - "
+              + "\n  - ".join(result["health"]))
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def _main(cfg: DictConfig) -> float | None:
+    # Hydra restores its saved resolver table before the job runs (hydra.core.singleton), which
+    # drops resolvers registered at import time in some launch paths: register again here.
+    config_resolvers.register()
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    started = time.monotonic()
+    try:
+        result = train(cfg)
+    except TrainingDiverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        if multirun:  # the other jobs of the sweep go on; the comparison counts the divergence
+            return None
+        sys.exit(3)
+    except Exception as err:  # noqa: BLE001  unwrap Hydra's InstantiationException
+        if not report_config_error(err):
+            raise
+        if multirun:
+            return None
+        sys.exit(2)
+    _report(result, time.monotonic() - started)
+    if cfg.get("optimized_metric"):  # what a hyperparameter sweeper (optuna) minimizes
+        value = result["metrics"].get(cfg.optimized_metric)
+        if value is None:
+            raise ConfigError(f"optimized_metric={cfg.optimized_metric} was not logged; metrics of "
+                              f"this run: {', '.join(sorted(result['metrics'])) or 'none'}")
+        return value
+    return None
+
+
+def main() -> None:
+    _main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""What a step is, and when things happen during training.
+
+One spectral-gan step is ``n_dis`` discriminator updates followed by one generator update.
+Lightning's ``global_step`` counts every optimizer step, so it advances by ``n_dis + 1`` per
+generator step; ``steps=``, logging, sampling, evaluation and checkpoint names all count
+generator steps. The conversion lives here and nowhere else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from spectral_gan.errors import ConfigError
+
+
+def gen_steps(optimizer_steps: int, n_dis: int) -> int:
+    """Generator steps completed after ``optimizer_steps`` of Lightning's global_step."""
+    return int(optimizer_steps) // (int(n_dis) + 1)
+
+
+def optimizer_steps(generator_steps: int, n_dis: int) -> int:
+    """Lightning's global_step after ``generator_steps`` (n_dis D steps + 1 G step each)."""
+    return int(generator_steps) * (int(n_dis) + 1)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Update ratio, batch size and cadences, all in generator steps (0: never, where allowed)."""
+
+    n_dis: int = 1            # discriminator updates per generator update
+    batch_size: int = 64      # per update, D and G alike
+    log_every: int = 50       # scalars to the loggers
+    sample_every: int = 500   # sample grid of the fixed noise
+    eval_every: int = 0       # evaluation (FID, IS ...); 0: only at the end
+    svd_every: int = 0        # condition numbers of D's layers (full SVD); 0: off
+    num_samples: int = 64     # images in the sample grid
+
+    def __post_init__(self) -> None:
+        for key in ("n_dis", "batch_size", "num_samples"):
+            if int(getattr(self, key)) < 1:
+                raise ConfigError(f"{key} must be a positive integer, got {getattr(self, key)}")
+        for key in ("log_every", "sample_every"):
+            if int(getattr(self, key)) < 1:
+                raise ConfigError(f"{key} must be a positive number of generator steps, got "
+                                  f"{getattr(self, key)}")
+        for key in ("eval_every", "svd_every"):
+            if int(getattr(self, key)) < 0:
+                raise ConfigError(f"{key} must be 0 (off) or a positive number of generator "
+                                  f"steps, got {getattr(self, key)}")
+
+    def due(self, every: int, step: int, last: int) -> bool:
+        """Whether something done every ``every`` steps (and at the last one) is due."""
+        return (every > 0 and step % every == 0) or step == last

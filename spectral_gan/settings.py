@@ -1,0 +1,97 @@
+"""The training loop's settings, grouped: what ``spectral_gan.module.GAN`` is built with.
+
+Each group validates its own values once, when it is built (``ConfigError`` with the valid
+choices). ``GANSettings.from_config`` reads them from the composed Hydra config, so the config
+names each value once (``n_dis``, ``ema.decay``, ``divergence.action`` ...) and nothing repeats
+them as ``${...}``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from spectral_gan.divergence import DivergenceSettings, FaultInjection
+from spectral_gan.ema import EMASettings
+from spectral_gan.penalties import Penalty, get_penalty
+from spectral_gan.schedule import Schedule
+from spectral_gan.speed import check_joint_d_pass
+
+
+@dataclass(frozen=True)
+class PenaltySettings:
+    """A gradient penalty on D (``norm.penalty``) and its weight (None: the penalty's default)."""
+
+    name: str = "none"
+    weight: float | None = None
+
+    @property
+    def penalty(self) -> Penalty | None:
+        return get_penalty(self.name)
+
+    def __post_init__(self) -> None:
+        get_penalty(self.name)  # unknown names are refused here, with the valid ones
+
+    @property
+    def effective_weight(self) -> float:
+        p = self.penalty
+        return float(self.weight if self.weight is not None else p.default_weight if p else 0.0)
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where a run writes samples and its special checkpoints (None: nowhere, e.g. in tests)."""
+
+    run_dir: str | None = None
+
+    def _under(self, *parts: str) -> str | None:
+        return os.path.join(self.run_dir, *parts) if self.run_dir else None
+
+    @property
+    def samples(self) -> str | None:
+        return self._under("samples")
+
+    @property
+    def best_checkpoint(self) -> str | None:
+        return self._under("checkpoints", "best.ckpt")
+
+    @property
+    def diverged_checkpoint(self) -> str | None:
+        return self._under("checkpoints", "diverged.ckpt")
+
+
+@dataclass(frozen=True)
+class GANSettings:
+    schedule: Schedule = field(default_factory=Schedule)
+    ema: EMASettings = field(default_factory=EMASettings)
+    divergence: DivergenceSettings = field(default_factory=DivergenceSettings)
+    penalty: PenaltySettings = field(default_factory=PenaltySettings)
+    fault: FaultInjection = field(default_factory=FaultInjection)
+    # Real and fake through D as one batch: True, False, or auto (decided on the device).
+    joint_d_pass: str | bool = False
+    seed: int = 0   # the fixed sample noise and the evaluation noise derive from it
+
+    def __post_init__(self) -> None:
+        check_joint_d_pass(self.joint_d_pass)
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "GANSettings":
+        """From a composed ``configs/train.yaml`` (top-level keys and the ema, divergence, fault,
+        monitor, eval, norm and speed nodes)."""
+        def node(name: str) -> dict[str, Any]:
+            value = cfg.get(name) or {}
+            return dict(value.items()) if hasattr(value, "items") else {}
+
+        evaluation, norm = node("eval"), node("norm")
+        return cls(
+            schedule=Schedule(n_dis=int(cfg.n_dis), batch_size=int(cfg.batch_size),
+                              log_every=int(cfg.log_every), sample_every=int(cfg.sample_every),
+                              eval_every=int(evaluation.get("every", 0) or 0),
+                              svd_every=int(node("monitor").get("svd_every", 0) or 0)),
+            ema=EMASettings(**node("ema")),
+            divergence=DivergenceSettings(**node("divergence")),
+            penalty=PenaltySettings(norm.get("penalty", "none") or "none", norm.get("penalty_weight")),
+            fault=FaultInjection(**node("fault")),
+            joint_d_pass=node("speed").get("joint_d_pass", "auto"),
+            seed=int(cfg.seed),
+        )

@@ -1,0 +1,104 @@
+"""Build everything a composed ``configs/train.yaml`` describes and fit it: ``train(cfg)``.
+
+The library side of ``spectral-gan-train`` (``spectral_gan.cli.train`` is the command); usable
+from scripts and tests with a config from ``spectral_gan.cli.train.compose_train_config``.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from spectral_gan.errors import ConfigError
+from spectral_gan.evaluation import Evaluator
+from spectral_gan.module import GAN
+from spectral_gan.norms import NormHook, normalize_all
+from spectral_gan.resume import prepare_resume
+from spectral_gan.run_config import hparams_of, run_config
+from spectral_gan.settings import GANSettings, RunPaths
+from spectral_gan.speed import apply_speed_options, validate_speed
+
+G_NORMS = ("none", "sn", "bsn", "osn")  # reparameterizations only: no batch centering in G
+
+
+class TrainingDiverged(RuntimeError):
+    """Training stopped on a non-finite loss; a checkpoint of the last finite state was saved."""
+
+
+def validate(cfg: DictConfig) -> GANSettings:
+    """Reject settings that cannot train, before anything is built; the loop's settings."""
+    if int(cfg.steps) < 1:
+        raise ConfigError(f"steps must be a positive integer, got {cfg.steps}")
+    if int(cfg.checkpoint_every) < 1:
+        raise ConfigError(f"checkpoint_every must be a positive number of generator steps, got "
+                          f"{cfg.checkpoint_every}")
+    settings = GANSettings.from_config(cfg)
+    norm = cfg.get("norm", {})
+    if (cfg.get("loss", {}).get("name") == "wgan" and norm.get("weight", "none") == "none"
+            and norm.get("penalty", "none") == "none"):
+        warnings.warn("loss=wgan without Lipschitz control (norm.weight=none, norm.penalty=none): "
+                      "the critic is unbounded and training usually diverges; consider norm=sn or "
+                      "norm=gp", UserWarning, stacklevel=2)
+    if cfg.get("g_norm", "none") not in G_NORMS:
+        raise ConfigError(f"g_norm={cfg.g_norm} is not available for the generator; valid options "
+                          f"are: {', '.join(G_NORMS)}")
+    validate_speed(cfg.get("speed", {}))
+    return settings
+
+
+def build_evaluator(cfg: DictConfig, datamodule) -> Evaluator | None:
+    ev = cfg.get("eval")
+    if ev is None:
+        return None
+    return Evaluator(datamodule, datamodule.dataset_name, num_samples=ev.num_samples,
+                     batch_size=ev.batch_size, inception=ev.inception, classifier=ev.classifier,
+                     kid=ev.kid, reference_split=ev.reference_split, cache_dir=ev.cache_dir)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Build everything from ``cfg`` and fit. Returns the run's paths and final step."""
+    settings = validate(cfg)
+    resume_step = prepare_resume(cfg)
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    datamodule.check_available()
+    datamodule.resume_step = resume_step  # in-memory and 2-D data continue where they stopped
+    generator = instantiate(cfg.generator, shape=datamodule.shape)
+    if cfg.get("g_norm", "none") != "none":
+        normalize_all(generator, NormHook(weight=cfg.g_norm))
+    discriminator = instantiate(cfg.discriminator, shape=datamodule.shape, norm=instantiate(cfg.norm))
+    module = GAN(
+        generator, discriminator, instantiate(cfg.loss),
+        g_optimizer=instantiate(cfg.optimizer.g), d_optimizer=instantiate(cfg.optimizer.d),
+        settings=settings, paths=RunPaths(cfg.paths.run_dir),
+        evaluator=build_evaluator(cfg, datamodule), run_config=run_config(cfg),
+        hparams=hparams_of(cfg), reference_points=getattr(datamodule, "modes", None),
+    )
+    # After the module is built: its EMA copy of G is only sampled, so it stays uncompiled.
+    apply_speed_options(module.G, module.D, cfg.get("speed", {}))
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    run_dir = cfg.paths.run_dir
+    if module.diverged:
+        d = module.diverged
+        raise TrainingDiverged(
+            f"training diverged at generator step {d['step']}: {d['reason']}. The last finite "
+            f"state is in {os.path.join(run_dir, 'checkpoints', 'diverged.ckpt')}; the event is "
+            f"logged as events/diverged. Lower the learning rates or try another normalization.")
+    return {
+        "run_dir": run_dir,
+        "gen_step": module.gen_step,
+        "checkpoint": os.path.join(run_dir, "checkpoints", "last.ckpt"),
+        "samples": os.path.join(run_dir, "samples", f"step_{module.gen_step:06d}.png"),
+        "trainer": trainer,
+        "module": module,
+        "interrupted": getattr(module, "interrupted", None),
+        "metrics": dict(getattr(module, "last_metrics", {})),
+        "health": list(module.health_reasons),
+    }
