@@ -7,8 +7,9 @@ metrics to tabulate, and whether "best" is a seed's maximum or minimum). A metri
 emits without an entry here fails ``tests/test_evaluation.py``.
 
 Directions, with their sources:
-- FID, lower is better: Frechet distance between feature Gaussians (Heusel et al. 2017, the TTUR paper).
-- KID, lower is better: squared MMD between feature sets (Binkowski et al. 2018, Demystifying MMD GANs).
+- FID, lower is better: Frechet distance between feature Gaussians (Heusel et al. 2017, TTUR).
+- KID, lower is better: squared MMD between feature sets (Binkowski et al. 2018, Demystifying
+  MMD GANs).
 - IS, higher is better: exp E KL(p(y|x) || p(y)) (Salimans et al. 2016, Section 4).
 - modes, high_quality: higher is better; reverse_kl: lower is better (PacGAN, Lin et al. 2018,
   Section 5 and Table 1; computed in ``spectral_gan/metrics/toy.py``).
@@ -60,8 +61,8 @@ def spec(name: str) -> MetricSpec:
     if bare not in METRICS and bare.startswith(BEST_PREFIX):
         bare = bare[len(BEST_PREFIX):]
     if bare not in METRICS:
-        raise KeyError(f"metric {name!r} has no direction; add it to spectral_gan/metrics/registry.py "
-                       f"(known: {', '.join(METRICS)})")
+        raise KeyError(f"metric {name!r} has no direction; add it to "
+                       f"spectral_gan/metrics/registry.py (known: {', '.join(METRICS)})")
     return METRICS[bare]
 
 
