@@ -7,16 +7,36 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 from spectral_gan.data.base import GANDataModule
 from spectral_gan.errors import ConfigError
 from spectral_gan.metrics.extractors import CLASSIFIER_DATASETS, classifier_suite, inception_suite
+from spectral_gan.metrics.registry import MetricSpec, spec
 from spectral_gan.metrics.toy import mode_metrics
 
 Generate = Callable[[int], torch.Tensor]
+
+# The keys of an ``eval:`` block that the Evaluator reads (configs/metrics/default.yaml);
+# ``every`` is the training schedule's (the LightningModule's eval_every), not the evaluator's.
+CONFIG_KEYS = ("num_samples", "batch_size", "inception", "classifier", "kid", "reference_split",
+               "cache_dir")
+SCHEDULE_KEYS = ("every",)
+
+
+def _positive_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"eval.{key} must be a positive integer, got {value!r}")
+    return value
+
+
+def _flag(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"eval.{key} must be true or false, got {value!r}")
+    return value
 
 
 class Evaluator:
@@ -33,8 +53,18 @@ class Evaluator:
     def __init__(self, datamodule: GANDataModule, dataset: str, num_samples: int = 2000,
                  batch_size: int = 250, inception: bool = False, classifier: Any = "auto",
                  kid: bool = False, reference_split: str = "train", cache_dir: str | None = None) -> None:
+        # Every value is checked here, before any weights load or any data is read, so a bad
+        # config fails at start-up with a sentence, not minutes later in a metric.
+        num_samples = _positive_int("num_samples", num_samples)
+        batch_size = _positive_int("batch_size", batch_size)
+        inception, kid = _flag("inception", inception), _flag("kid", kid)
+        if not (classifier == "auto" or isinstance(classifier, bool)):
+            raise ConfigError(f"eval.classifier must be auto, true or false, got {classifier!r}")
+        if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+            raise ConfigError(f"eval.cache_dir must be a folder path or null, got {cache_dir!r}")
+        datamodule.check_reference_split(reference_split)
         self.dm, self.dataset = datamodule, dataset
-        self.num_samples, self.batch_size = int(num_samples), int(batch_size)
+        self.num_samples, self.batch_size = num_samples, batch_size
         self.reference_split, self.cache_dir = reference_split, cache_dir
         self.points = datamodule.kind == "points"
         self.suites: dict[str, Any] = {}
@@ -55,9 +85,27 @@ class Evaluator:
             self.protocol[name] = dict(info)
         self._reference_ready = False
 
+    @classmethod
+    def from_config(cls, datamodule: GANDataModule,
+                    eval_cfg: DictConfig | Mapping[str, Any]) -> Evaluator:
+        """The evaluator an ``eval:`` config block describes (a DictConfig or a plain dict).
+
+        Keys are those of ``configs/metrics/default.yaml``; missing ones take the constructor's
+        defaults, ``every`` is ignored (the training schedule's), any other key is a ConfigError
+        (a misspelt switch would otherwise be silently ignored). The dataset is the data
+        module's ``dataset_name``."""
+        values = (OmegaConf.to_container(eval_cfg, resolve=True) if isinstance(eval_cfg, DictConfig)
+                  else dict(eval_cfg))
+        unknown = sorted(set(values) - set(CONFIG_KEYS) - set(SCHEDULE_KEYS))
+        if unknown:
+            raise ConfigError(f"unknown eval key(s) {', '.join(unknown)}; valid: "
+                              f"{', '.join(CONFIG_KEYS + SCHEDULE_KEYS)}")
+        return cls(datamodule, datamodule.dataset_name,
+                   **{k: v for k, v in values.items() if k in CONFIG_KEYS})
+
     @property
     def primary(self) -> str | None:
-        """The metric that decides the best checkpoint (lower is better)."""
+        """The metric that decides the best checkpoint; its direction is ``primary_spec``."""
         if self.points:
             return "metrics/reverse_kl"
         if "inception" in self.suites:
@@ -65,6 +113,11 @@ class Evaluator:
         if "classifier" in self.suites:
             return "metrics/fid_classifier"
         return None
+
+    @property
+    def primary_spec(self) -> MetricSpec | None:
+        """The primary metric's registry entry: its direction (``higher_is_better``) and meaning."""
+        return spec(self.primary) if self.primary else None
 
     def metric_names(self) -> list[str]:
         """The ``metrics/...`` names ``evaluate`` will produce (plus the tracked best)."""
@@ -78,24 +131,7 @@ class Evaluator:
 
     # -- reference side ----------------------------------------------------------------------
     def _reference_batches(self) -> Iterator[torch.Tensor]:
-        images = getattr(self.dm, "images", None)
-        if images is not None:  # embedded data: all of it, up to num_samples
-            yield from images[: self.num_samples].split(self.batch_size)
-            return
-        from torch.utils.data import DataLoader
-
-        dm = self.dm
-        if self.reference_split != getattr(dm, "split", self.reference_split):
-            dm = type(dm)(name=dm.name, root=dm.root, split=self.reference_split,
-                          image_size=dm.image_size, download=dm.download)
-        dm.check_available()
-        loader = DataLoader(dm._dataset_images(), batch_size=self.batch_size, shuffle=False)
-        seen = 0
-        for batch in loader:
-            yield batch[: self.num_samples - seen]
-            seen += len(batch)
-            if seen >= self.num_samples:
-                return
+        return self.dm.reference_images(self.reference_split, self.num_samples, self.batch_size)
 
     def _cache_path(self, name: str) -> str | None:
         if not self.cache_dir:

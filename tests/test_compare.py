@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from spectral_gan.cli.compare import main as compare
+from spectral_gan.report.compare import METRICS, markdown, table
+from spectral_gan.report.runs import Run
 from tests.conftest import run_cli
 from tests.test_train import RING, scalars
 
@@ -89,3 +91,34 @@ def test_tensorboard_serves_the_sweep(sweep):
 def test_compare_refuses_a_missing_directory(tmp_path, capsys):
     assert compare([str(tmp_path / "nope")]) == 2
     assert "is not a directory" in capsys.readouterr().err
+
+
+def _run(seed: int, **series: list[float]) -> Run:
+    scalars = {f"metrics/{k}": [(s, v, float(s)) for s, v in enumerate(vals)]
+               for k, vals in series.items()}
+    scalars["loss/d"] = [(0, 1.0, 0.0), (2, 1.0, 1.0)]
+    return Run(f"run{seed}", {"norm": "sn", "seed": str(seed)}, scalars)
+
+
+def test_best_follows_each_metrics_direction_from_the_registry():
+    """"best" is each seed's maximum for higher-is-better metrics (IS), minimum otherwise (FID,
+    KID); columns in the registry's order, whatever order the runs logged them in."""
+    runs = [_run(0, kid_classifier=[0.5, 0.1, 0.3], is_classifier=[2.0, 6.0, 4.0],
+                 fid=[9.0, 3.0, 5.0]),
+            _run(1, kid_classifier=[0.4, 0.2, 0.6], is_classifier=[3.0, 8.0, 1.0],
+                 fid=[7.0, 1.0, 2.0])]
+    (row,) = table(runs)
+    assert row["fid_best"] == statistics.fmean([3.0, 1.0])
+    assert row["is_classifier_best"] == statistics.fmean([6.0, 8.0])
+    assert row["kid_classifier_best"] == pytest.approx(statistics.fmean([0.1, 0.2]))
+    assert row["fid_final"] == statistics.fmean([5.0, 2.0])
+    names = [k[:-len("_final")] for k in row if k.endswith("_final")]
+    assert names == ["fid", "is_classifier", "kid_classifier"]
+    assert "| fid final | is_classifier final | kid_classifier final |" in markdown([row])
+
+
+def test_compare_columns_are_the_old_list_in_its_order():
+    """The tags the hand-written list had, in its order, with kid_classifier after is_classifier."""
+    assert METRICS == ["metrics/fid", "metrics/is", "metrics/kid", "metrics/fid_classifier",
+                       "metrics/is_classifier", "metrics/kid_classifier", "metrics/modes",
+                       "metrics/high_quality", "metrics/reverse_kl"]

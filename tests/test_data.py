@@ -115,3 +115,58 @@ def test_on_device_rejects_other_values():
 
     with pytest.raises(ConfigError, match="data.on_device must be auto, true or false"):
         SyntheticImages(on_device="gpu")
+
+
+# -- reference images: the public side of the evaluation (issue #18) ---------------------------
+def _cat(batches) -> torch.Tensor:
+    return torch.cat(list(batches))
+
+
+def test_embedded_reference_images_are_the_first_n_in_order():
+    dm = MNIST5kDataModule()
+    batches = list(dm.reference_images("train", 130, batch_size=50))
+    assert [len(b) for b in batches] == [50, 50, 30]
+    torch.testing.assert_close(torch.cat(batches), dm.images[:130])
+    assert len(_cat(dm.reference_images("train", 10_000))) == 5000  # all of them, no more
+    with pytest.raises(ConfigError, match="'test' is not a split of data=mnist5k; valid: train"):
+        dm.reference_images("test", 10)
+
+
+@pytest.mark.parametrize("dm", [RingDataModule, GridDataModule])
+def test_toy_reference_points_come_from_the_mixture_and_repeat(dm):
+    d = dm(seed=3)
+    points = _cat(d.reference_images("train", 600, batch_size=250))
+    assert points.shape == (600, 2)
+    assert (torch.cdist(points, d.modes).min(dim=1).values < 5 * d.std).float().mean() > 0.99
+    torch.testing.assert_close(points, _cat(d.reference_images("train", 600)))  # same each call
+    with pytest.raises(ConfigError, match="valid: train"):
+        d.reference_images("test", 10)
+
+
+def test_image_folder_reference_images_in_sorted_path_order(tmp_path):
+    for i in range(5):
+        Image.new("L", (8, 8), color=50 * i).save(tmp_path / f"img{i}.png")
+    dm = ImageFolderDataModule(root=str(tmp_path), image_size=8, channels=1, batch_size=2)
+    images = _cat(dm.reference_images("train", 4, batch_size=3))
+    assert images.shape == (4, 1, 8, 8)
+    assert images[:, 0, 0, 0].tolist() == pytest.approx([50 * i / 127.5 - 1 for i in range(4)])
+
+
+def test_torchvision_reference_images_open_the_asked_split(monkeypatch):
+    """The training split is the loaded one; another is opened for the call, same transform."""
+    opened = []
+
+    def construct(self, split):
+        opened.append(split)
+        value = 0.0 if split == "train" else 1.0
+        return [(torch.full((3, 4, 4), value + i / 10), i % 10) for i in range(7)]
+
+    monkeypatch.setattr(TorchvisionDataModule, "_construct", construct)
+    dm = TorchvisionDataModule("cifar10", image_size=4)
+    test = _cat(dm.reference_images("test", 5, batch_size=2))
+    train = _cat(dm.reference_images("train", 5, batch_size=2))
+    assert test[:, 0, 0, 0].tolist() == pytest.approx([1.0, 1.1, 1.2, 1.3, 1.4])
+    assert train[:, 0, 0, 0].tolist() == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+    assert opened == ["test", "train"]
+    with pytest.raises(ConfigError, match="valid: train, test, unlabeled, train\\+unlabeled"):
+        TorchvisionDataModule("stl10").reference_images("valid", 5)

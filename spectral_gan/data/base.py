@@ -39,12 +39,25 @@ class TensorBatches(IterableDataset):
                 yield self.data[order[start:start + self.batch_size]]
 
 
+def first_batches(dataset: Dataset, n: int, batch_size: int) -> Iterator[torch.Tensor]:
+    """The first ``n`` items of ``dataset`` in order, in batches of at most ``batch_size``."""
+    seen = 0
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        yield batch[: n - seen]
+        seen += len(batch)
+        if seen >= n:
+            return
+
+
 class GANDataModule(pl.LightningDataModule):
-    """Common interface: ``shape`` of one sample, ``check_available()``, ``train_dataloader()``."""
+    """Common interface: ``shape`` of one sample, ``check_available()``, ``train_dataloader()``,
+    and ``reference_images()`` for the real side of the evaluation."""
 
     shape: tuple[int, ...]
     kind = "image"  # or "points" for 2-D data
     dataset_name = "custom"  # the data= option; keys reference statistics and classifiers
+    # Splits ``reference_images`` can read. A source without splits has only its training data.
+    reference_splits: tuple[str, ...] = ("train",)
 
     def __init__(self, batch_size: int = 64, batches_per_step: int = 1, num_workers: int = 0,
                  seed: int = 0) -> None:
@@ -65,6 +78,18 @@ class GANDataModule(pl.LightningDataModule):
 
     def check_available(self) -> None:
         """Raise DatasetNotFoundError, naming the path and files expected, if data is missing."""
+
+    def check_reference_split(self, split: str) -> None:
+        """Raise ConfigError, listing the valid splits, if ``split`` is not one of them."""
+        if split not in self.reference_splits:
+            raise ConfigError(f"eval.reference_split={split!r} is not a split of data="
+                              f"{self.dataset_name}; valid: {', '.join(self.reference_splits)}")
+
+    def reference_images(self, split: str, n: int, batch_size: int = 250) -> Iterator[torch.Tensor]:
+        """The first ``n`` real samples of ``split``, in the dataset's order (not shuffled), in
+        batches of at most ``batch_size``: the reference side of FID/KID. The split is checked
+        when this is called, before any batch is read."""
+        raise NotImplementedError(f"{type(self).__name__} provides no reference images")
 
     def _loader(self, dataset: Dataset) -> DataLoader:
         if isinstance(dataset, IterableDataset):
@@ -118,6 +143,11 @@ class InMemoryImages(GANDataModule):
         if self._images is None:
             self._images = self.load()
         return self._images
+
+    def reference_images(self, split: str, n: int, batch_size: int = 250) -> Iterator[torch.Tensor]:
+        """The first ``n`` of the images trained on (the in-memory set is the one split)."""
+        self.check_reference_split(split)
+        return iter(self.images[:n].split(batch_size))
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(TensorBatches(self.images, self.step_batch_size, self.seed,

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import Iterator
 
 import torch
 import torchvision.transforms as T
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from spectral_gan.data.base import GANDataModule
+from spectral_gan.data.base import GANDataModule, first_batches
 from spectral_gan.errors import DatasetNotFoundError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
@@ -90,6 +91,11 @@ class ImageFolderDataModule(GANDataModule):
         transform = T.Compose([T.Resize(self.image_size), T.CenterCrop(self.image_size),
                                T.ToTensor(), T.Normalize([0.5] * c, [0.5] * c)])
         return ImageFiles(self._paths, transform, "L" if c == 1 else "RGB")
+
+    def reference_images(self, split: str, n: int, batch_size: int = 250) -> Iterator[torch.Tensor]:
+        """The first ``n`` readable images in sorted path order (the folder is the one split)."""
+        self.check_reference_split(split)
+        return first_batches(self._dataset_images(), n, batch_size)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self._dataset_images())

@@ -7,14 +7,14 @@ torchvision expects there (derived from torchvision's own class attributes).
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torchvision.datasets as tvd
 import torchvision.transforms as T
 from torch.utils.data import DataLoader, Dataset
 
-from spectral_gan.data.base import GANDataModule
+from spectral_gan.data.base import GANDataModule, first_batches
 from spectral_gan.errors import DatasetNotFoundError
 
 
@@ -59,6 +59,11 @@ class TorchvisionDataModule(GANDataModule):
 
     NAMES = ("cifar10", "stl10", "mnist", "fashion_mnist", "celeba")
     CHANNELS = {"cifar10": 3, "stl10": 3, "mnist": 1, "fashion_mnist": 1, "celeba": 3}
+    # The ``split`` values each torchvision class accepts (train/test for those with a flag).
+    SPLITS = {"cifar10": ("train", "test"), "mnist": ("train", "test"),
+              "fashion_mnist": ("train", "test"),
+              "stl10": ("train", "test", "unlabeled", "train+unlabeled"),
+              "celeba": ("train", "valid", "test", "all")}
 
     @property
     def dataset_name(self) -> str:
@@ -79,22 +84,25 @@ class TorchvisionDataModule(GANDataModule):
         return T.Compose([T.Resize(self.image_size), T.CenterCrop(self.image_size), T.ToTensor(),
                           T.Normalize([0.5] * c, [0.5] * c)])
 
-    def _construct(self) -> Dataset:
+    @property
+    def reference_splits(self) -> tuple[str, ...]:  # type: ignore[override]
+        return self.SPLITS[self.name]
+
+    def _construct(self, split: str) -> Dataset:
         kw = dict(root=self.root, transform=self._transform(), download=self.download)
         if self.name == "cifar10":
-            return tvd.CIFAR10(train=self.split == "train", **kw)
+            return tvd.CIFAR10(train=split == "train", **kw)
         if self.name == "stl10":
-            return tvd.STL10(split=self.split, **kw)
+            return tvd.STL10(split=split, **kw)
         if self.name in ("mnist", "fashion_mnist"):
             cls = tvd.MNIST if self.name == "mnist" else tvd.FashionMNIST
-            return cls(train=self.split == "train", **kw)
-        return tvd.CelebA(split=self.split, target_type=[], **kw)
+            return cls(train=split == "train", **kw)
+        return tvd.CelebA(split=split, target_type=[], **kw)
 
-    def check_available(self) -> None:
-        if self._dataset is not None:
-            return
+    def _open(self, split: str) -> Dataset:
+        """torchvision's dataset for ``split``, or DatasetNotFoundError naming folder and files."""
         try:
-            self._dataset = self._construct()
+            return self._construct(split)
         except (RuntimeError, OSError) as err:  # torchvision: "Dataset not found"; offline: URLError
             folder, files = expected_files(self.name, self.root)
             how = ("the download failed" if self.download
@@ -106,9 +114,20 @@ class TorchvisionDataModule(GANDataModule):
                 f"(or point data.root at the folder that holds them)."
             ) from None
 
+    def check_available(self) -> None:
+        if self._dataset is None:
+            self._dataset = self._open(self.split)
+
     def _dataset_images(self) -> Dataset:
         self.check_available()
         return ImagesOnly(self._dataset)
+
+    def reference_images(self, split: str, n: int, batch_size: int = 250) -> Iterator[torch.Tensor]:
+        """The first ``n`` images of ``split`` in torchvision's order (another split than the
+        one trained on is opened for this call only, with the same transform)."""
+        self.check_reference_split(split)
+        images = self._dataset_images() if split == self.split else ImagesOnly(self._open(split))
+        return first_batches(images, n, batch_size)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self._dataset_images())

@@ -56,6 +56,13 @@ class GaussianMixtureDataModule(GANDataModule):
         return self._loader(MixtureBatches(self.modes, self.std, self.step_batch_size, self.seed,
                                            skip=self.resume_step))
 
+    def reference_images(self, split: str, n: int, batch_size: int = 250) -> Iterator[torch.Tensor]:
+        """``n`` points drawn from the mixture with the data seed (the same points every call).
+        The mode metrics need only ``modes`` and ``std``; this serves whoever wants real samples."""
+        self.check_reference_split(split)
+        points = next(iter(MixtureBatches(self.modes, self.std, n, self.seed)))
+        return iter(points.split(batch_size))
+
 
 class RingDataModule(GaussianMixtureDataModule):
     dataset_name = "ring"

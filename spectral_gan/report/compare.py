@@ -7,12 +7,11 @@ import os
 import statistics
 from collections import defaultdict
 
+from spectral_gan.metrics import registry
 from spectral_gan.report.runs import Run
 
-# metric tag -> whether larger is better
-METRICS = {"metrics/fid": False, "metrics/is": True, "metrics/kid": False,
-           "metrics/fid_classifier": False, "metrics/is_classifier": True,
-           "metrics/modes": True, "metrics/high_quality": True, "metrics/reverse_kl": False}
+# The metric tags to tabulate and plot, in column order; their directions are the registry's.
+METRICS = registry.tags()
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -49,8 +48,8 @@ def table(runs: list[Run]) -> list[dict]:
         for metric in present:
             name = metric.split("/", 1)[1]
             finals = [r.series(metric)[-1][1] for r in members if r.series(metric)]
-            pick = max if METRICS[metric] else min
-            bests = [pick(v for _, v in r.series(metric)) for r in members if r.series(metric)]
+            bests = [registry.best_of(metric, (v for _, v in r.series(metric)))
+                     for r in members if r.series(metric)]
             row[f"{name}_final"], row[f"{name}_final_std"] = _mean_std(finals)
             row[f"{name}_best"], row[f"{name}_best_std"] = _mean_std(bests)
         rows.append(row)

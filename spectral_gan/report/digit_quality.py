@@ -60,8 +60,9 @@ def evaluate_digits(ckpt_path: str, n: int = 2000, batch_size: int = 250) -> Dig
     noise = torch.Generator().manual_seed(NOISE_SEED)
     samples = torch.cat([generator(torch.randn(min(batch_size, n - i), generator.z_dim, generator=noise))
                          for i in range(0, n, batch_size)])
-    evaluator = Evaluator(datamodule, DATASET, num_samples=n, batch_size=batch_size,
-                          classifier=True, cache_dir=None)
+    # Classifier metrics only, reference statistics not cached: the check scores one checkpoint.
+    evaluator = Evaluator.from_config(datamodule, {"num_samples": n, "batch_size": batch_size,
+                                                   "classifier": True, "cache_dir": None})
     batches = iter(samples.split(batch_size))
     metrics = evaluator.evaluate(lambda _: next(batches), torch.device("cpu"))
     fractions = class_fractions(load_classifier(DATASET), samples)

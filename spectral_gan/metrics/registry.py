@@ -1,0 +1,95 @@
+"""Every metric the evaluator can log, with its direction: the one place that says whether a
+larger value is better.
+
+Read by the evaluator (which metric picks the best checkpoint, and which way), by the
+LightningModule (``is_improvement``, ``worst_value``) and by ``spectral-gan-compare`` (which
+metrics to tabulate, and whether "best" is a seed's maximum or minimum). A metric the evaluator
+emits without an entry here fails ``tests/test_evaluation.py``.
+
+Directions, with their sources:
+- FID, lower is better: Frechet distance between feature Gaussians (Heusel et al. 2017, TTUR).
+- KID, lower is better: squared MMD between feature sets (Binkowski et al. 2018, Demystifying
+  MMD GANs).
+- IS, higher is better: exp E KL(p(y|x) || p(y)) (Salimans et al. 2016, Section 4).
+- modes, high_quality: higher is better; reverse_kl: lower is better (PacGAN, Lin et al. 2018,
+  Section 5 and Table 1; computed in ``spectral_gan/metrics/toy.py``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str               # as ``evaluate`` returns it, without the ``metrics/`` prefix
+    higher_is_better: bool
+    description: str
+
+
+# FID/KID/IS come from one MetricSuite per feature extractor; the suite appends the extractor's
+# suffix (``spectral_gan/metrics/extractors.py``), so each base metric exists once per extractor.
+_SUITE_METRICS = (
+    ("fid", False, "Frechet distance between real and generated feature Gaussians"),
+    ("is", True, "Inception Score: exp of the mean KL between p(y|x) and p(y)"),
+    ("kid", False, "Kernel distance (unbiased MMD^2, cubic kernel) between feature sets"),
+)
+_EXTRACTORS = (("", "Inception-v3 pool features"),
+               ("_classifier", "the digit classifier's penultimate features"))
+_MODE_METRICS = (
+    MetricSpec("modes", True, "mixture modes with at least one high-quality sample"),
+    MetricSpec("high_quality", True, "fraction of samples within 3 std of their nearest mode"),
+    MetricSpec("reverse_kl", False, "KL(p || uniform) of the high-quality samples over the modes"),
+)
+
+# Ordered as spectral-gan-compare lays out its columns and plots.
+METRICS: dict[str, MetricSpec] = {
+    spec.name: spec for spec in (
+        *(MetricSpec(base + suffix, higher, f"{text} ({features})")
+          for suffix, features in _EXTRACTORS for base, higher, text in _SUITE_METRICS),
+        *_MODE_METRICS)
+}
+
+BEST_PREFIX = "best_"  # metrics/best_<name>: the best value so far of the primary metric
+
+
+def spec(name: str) -> MetricSpec:
+    """The spec of ``name``: a bare name (``fid``), a logged tag (``metrics/fid``, ``hp/fid``) or
+    the tracked best (``metrics/best_fid``). Unknown names raise KeyError listing the known ones."""
+    bare = name.rsplit("/", 1)[-1]
+    if bare not in METRICS and bare.startswith(BEST_PREFIX):
+        bare = bare[len(BEST_PREFIX):]
+    if bare not in METRICS:
+        raise KeyError(f"metric {name!r} has no direction; add it to "
+                       f"spectral_gan/metrics/registry.py (known: {', '.join(METRICS)})")
+    return METRICS[bare]
+
+
+def higher_is_better(name: str) -> bool:
+    return spec(name).higher_is_better
+
+
+def better(name: str, a: float, b: float) -> bool:
+    """Whether ``a`` is strictly better than ``b`` for metric ``name`` (NaN is never better)."""
+    return a > b if higher_is_better(name) else a < b
+
+
+def is_improvement(name: str, new: float, best: float) -> bool:
+    """Best-checkpoint test: ``new`` beats the best so far (a tie keeps the earlier checkpoint)."""
+    return better(name, new, best)
+
+
+def worst_value(name: str) -> float:
+    """The starting "best so far": any finite value of ``name`` improves on it."""
+    return -math.inf if higher_is_better(name) else math.inf
+
+
+def best_of(name: str, values: Iterable[float]) -> float:
+    """The best of ``values``: the maximum when higher is better, else the minimum."""
+    return (max if higher_is_better(name) else min)(values)
+
+
+def tags() -> list[str]:
+    """The ``metrics/...`` tags of every registered metric, in table order."""
+    return [f"metrics/{name}" for name in METRICS]
