@@ -95,7 +95,7 @@ class NormSpec:
 WEIGHT_NORMS: dict[str, NormSpec] = {}
 FEATURE_NORMS: dict[str, NormSpec] = {}
 _TABLES = {"weight": WEIGHT_NORMS, "feature": FEATURE_NORMS}
-_discovered = False
+_discovered: set[str] = set()  # packages already imported whole
 
 
 def _register(kind: str, name: str, mixes_batch: bool, generator_ok: bool,
@@ -147,15 +147,14 @@ def register_feature_norm(name: str, *, mixes_batch: bool = False, options: Iter
     return _register("feature", name, mixes_batch, False, options, per_update)
 
 
-def discover() -> None:
-    """Import every module of ``spectral_gan.norms`` once, so each method file registers itself."""
-    global _discovered
-    if _discovered:
+def discover(package: str = "spectral_gan.norms") -> None:
+    """Import every module of ``package`` once, so each method file in it registers itself."""
+    if package in _discovered:
         return
-    package = importlib.import_module("spectral_gan.norms")
-    for info in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{info.name}")
-    _discovered = True
+    pkg = importlib.import_module(package)
+    for info in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{pkg.__name__}.{info.name}")
+    _discovered.add(package)
 
 
 def import_methods(modules: str | Iterable[str] | None) -> None:
