@@ -100,3 +100,12 @@ def test_discover_imports_every_module_of_a_package(tmp_path, monkeypatch, toy_c
     assert hook.feature_options == {"factor": 0.25} and hook.options == {"n_power_iterations": 2}
     monkeypatch.delitem(sys.modules, "more_norms.halved")
     monkeypatch.delitem(sys.modules, "more_norms")
+
+
+def test_cli_refuses_an_option_the_method_does_not_take(tmp_path):
+    from tests.conftest import run_cli
+    proc = run_cli("data=ring", "generator=mlp", "discriminator=mlp", "norm=sn", "norm.scale=2",
+                   "trainer=cpu", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert ("norm.weight=sn does not take option 'scale'; its options are: n_power_iterations, eps"
+            in proc.stderr) and "Traceback" not in proc.stderr
