@@ -16,6 +16,7 @@ from spectral_gan.norms.registry import (
     WEIGHT_NORMS,
     NormSpec,
     PerUpdate,
+    import_methods,
     register_feature_norm,
     register_weight_norm,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "bidirectional_spectral_norm",
     "gate_signals_needed",
     "generator_weight_norms",
+    "import_methods",
     "mean_spectral_norm",
     "mixes_batch",
     "normalize_all",
