@@ -33,7 +33,9 @@ def load_generator(path: str) -> tuple[nn.Module, Any, dict[str, Any]]:
     datamodule = instantiate(config.data)
     generator = instantiate(config.generator, shape=datamodule.shape)
     if config.get("g_norm", "none") != "none":
-        normalize_all(generator, NormHook(weight=config.g_norm))
+        # module: a g_norm defined outside spectral_gan is registered by the norm config's import
+        normalize_all(generator, NormHook(weight=config.g_norm,
+                                          module=config.get("norm", {}).get("module")))
     state = ckpt["state_dict"]
     ema = state.get("G_ema.n_averaged")
     prefix = "G_ema.module." if ema is not None and int(ema) > 0 else "G."

@@ -99,8 +99,27 @@ def test_hook_rejects_unknown_norm_with_valid_options():
 
 
 def test_hook_passes_only_accepted_options():
-    hook = NormHook(weight="sn", n_power_iterations=3, eps=1e-8, unrelated=1)
+    # scale=1.0 and gate=none are the shared config's entries for bsn and osn: not given
+    hook = NormHook(weight="sn", n_power_iterations=3, eps=1e-8, scale=1.0, gate="none",
+                    threshold=None)
     assert hook.options == {"n_power_iterations": 3, "eps": 1e-8}
     layer = hook.wrap(nn.Linear(4, 4), "fc")
     assert layer.parametrizations.weight[0].n_power_iterations == 3
     assert list(hook.wrapped) == ["fc"]
+
+
+def test_hook_refuses_an_option_the_method_does_not_take():
+    with pytest.raises(ConfigError, match=r"norm.weight=sn does not take option 'scale'; "
+                                          r"its options are: n_power_iterations, eps"):
+        NormHook(weight="sn", scale=2.0)
+    with pytest.raises(ConfigError, match=r"options 'unrelated', 'gate_on'; its options are: "
+                                          r"scale, n_power_iterations, eps"):
+        NormHook(weight="bsn", unrelated=1, gate_on=5.0)
+    with pytest.raises(ConfigError, match=r"norm.weight=none .*its options are: \(none\)"):
+        NormHook(weight="none", n_power_iterations=3)
+
+
+def test_hook_routes_options_to_the_method_that_declares_them():
+    assert NormHook(weight="bsn", scale=2.0).options["scale"] == 2.0
+    assert NormHook(weight="osn", gate="logit_gap", momentum=0.1).options["gate"] == "logit_gap"
+    assert NormHook(weight="none", feature="batch", n_power_iterations=1).options == {}

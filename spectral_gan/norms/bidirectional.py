@@ -56,7 +56,7 @@ class BidirectionalSpectralNorm(SpectralNorm):
                 "in": self.power_in.sigma(self.matrix_in(weight))}
 
 
-@register_weight_norm("bsn")
+@register_weight_norm("bsn", generator_ok=True, options=("scale", "n_power_iterations", "eps"))
 def bidirectional_spectral_norm(module: nn.Module, scale: float = 1.0, n_power_iterations: int = 1,
                                 eps: float = 1e-12, name: str = "weight",
                                 dim: int | None = None) -> nn.Module:

@@ -11,7 +11,7 @@ from torch import nn
 from spectral_gan.norms.registry import register_feature_norm
 
 
-@register_feature_norm("batch")
+@register_feature_norm("batch", mixes_batch=True)
 def batch_norm(num_features: int, dims: int) -> nn.Module:
     """BatchNorm1d for vectors (``dims=1``), BatchNorm2d for feature maps (``dims=2``)."""
     return nn.BatchNorm1d(num_features) if dims == 1 else nn.BatchNorm2d(num_features)

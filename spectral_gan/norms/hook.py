@@ -8,17 +8,16 @@ Models never name a normalization: they pass each weight layer through ``hook.wr
 from __future__ import annotations
 
 import fnmatch
-import inspect
 from typing import Any, Sequence
 
 from torch import nn
 
 from spectral_gan.errors import ConfigError
-from spectral_gan.norms.registry import FEATURE_NORMS, WEIGHT_NORMS, lookup
+from spectral_gan.norms.options import route_options
+from spectral_gan.norms.registry import WEIGHT_NORMS, import_methods, lookup
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d,
                  nn.ConvTranspose2d, nn.ConvTranspose3d)
-BATCH_MIXING_WEIGHT = ("msn",)
 
 
 def _patterns(value: str | Sequence[str] | None) -> list[str] | None:
@@ -31,45 +30,53 @@ class NormHook:
     """Builds normalized layers for one model.
 
     Args:
-        weight: a key of ``WEIGHT_NORMS`` (``none``, ``sn``, ``bsn``, ``msn``, ``osn``).
-        feature: a key of ``FEATURE_NORMS`` (``none``, ``batch``, ``mean``).
+        weight: a registered weight normalization (``none``, ``sn``, ``bsn``, ``msn``, ``osn``, or
+            one from a file of your own, see ``module``).
+        feature: a registered feature normalization (``none``, ``batch``, ``mean``, ...).
         penalty: gradient penalty name (``none``, ``wgan_gp``, ``r1``, ``dragan``), kept for the
             training step; with a batch-mixing normalization it is refused here.
         penalty_weight: its weight (None: the penalty's usual one).
         apply_to: ``all`` or layer-name patterns (fnmatch, e.g. ``[conv*, dense]``) whose weights
             are normalized; other layers keep plain weights.
         layers: OSN's layer mask, patterns like ``apply_to`` (both must match).
-        **options: options of the weight normalization (``n_power_iterations``, ``scale``, ...);
-            each method receives the ones its function accepts.
+        module: dotted module path(s) imported first, so that a method defined outside
+            ``spectral_gan.norms`` registers itself (``registry.import_methods``).
+        **options: options of the methods (``n_power_iterations``, ``scale``, ...). Each goes to
+            the chosen method(s) that declare it; an option that neither takes is refused with a
+            ``ConfigError``. Not counted as given: ``None`` (the method's own default), and a value
+            equal to the default of a registered method that takes the option (the entries
+            ``configs/norm/none.yaml`` lists for every method). See ``norms.options``.
     """
 
     def __init__(self, weight: str = "none", feature: str = "none", penalty: str = "none",
                  penalty_weight: float | None = None, apply_to: str | Sequence[str] = "all",
-                 layers: str | Sequence[str] = "all", **options: Any) -> None:
-        self._weight_fn = lookup(WEIGHT_NORMS, "weight", weight)
-        self._feature_fn = lookup(FEATURE_NORMS, "feature", feature)
+                 layers: str | Sequence[str] = "all", module: str | Sequence[str] | None = None,
+                 **options: Any) -> None:
+        import_methods(module)
+        self._weight = lookup("weight", weight)
+        self._feature = lookup("feature", feature)
         self.weight, self.feature = weight, feature
         self.penalty = penalty or "none"
         self.penalty_weight = penalty_weight
         self.apply_to = _patterns(apply_to)
         self.layers = _patterns(layers)
-        accepted = inspect.signature(self._weight_fn).parameters
-        self.options = {k: v for k, v in options.items() if k in accepted}
-        self._takes_output_flag = "output_layer" in accepted
+        self.options, self.feature_options = route_options(self._weight, self._feature, options)
         self.wrapped: dict[str, nn.Module] = {}
         if self.penalty != "none" and self.batch_mixing:
             mixer = (f"norm.feature={feature} mixes the samples of a batch"
-                     if feature != "none" else f"norm.weight={weight} centers each batch (batch-mixing)")
+                     if self._feature.mixes_batch
+                     else f"norm.weight={weight} centers each batch (batch-mixing)")
+            per_sample = "|".join(n for n, s in WEIGHT_NORMS.items() if not s.mixes_batch)
             raise ConfigError(
                 f"norm.penalty={self.penalty} penalizes each sample's own input gradient of D, but "
                 f"{mixer}, so one sample's gradient depends on the others and the penalty is not "
                 f"the per-sample one it claims to be; use norm.penalty=none or a per-sample "
-                f"normalization (norm.feature=none, norm.weight=none|sn|bsn|osn)")
+                f"normalization (norm.feature=none, norm.weight={per_sample})")
 
     @property
     def batch_mixing(self) -> bool:
         """Whether D's output for one sample depends on the rest of the batch (in training)."""
-        return self.feature != "none" or self.weight in BATCH_MIXING_WEIGHT
+        return self._weight.mixes_batch or self._feature.mixes_batch
 
     def selects(self, name: str) -> bool:
         for patterns in (self.apply_to, self.layers):
@@ -86,14 +93,14 @@ class NormHook:
         layer.norm_name = name  # read by spectral_gan.norms.monitor
         if not self.selects(name):
             return layer
-        options = dict(self.options, **({"output_layer": output} if self._takes_output_flag else {}))
-        out = self._weight_fn(layer, **options)
+        flag = {"output_layer": output} if self._weight.takes_output_layer else {}
+        out = self._weight(layer, **self.options, **flag)
         self.wrapped[name] = out
         return out
 
     def feature_norm(self, num_features: int, dims: int = 2) -> nn.Module:
         """The feature normalization after a hidden layer (``nn.Identity`` when none)."""
-        return self._feature_fn(num_features, dims)
+        return self._feature(num_features, dims, **self.feature_options)
 
     def __repr__(self) -> str:
         return (f"NormHook(weight={self.weight!r}, feature={self.feature!r}, "

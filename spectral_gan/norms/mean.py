@@ -138,13 +138,9 @@ class MeanSpectralNorm(nn.Module):
         return self._apply_layer(x, weight, shift.to(x.dtype))
 
 
-def mixes_batch(model: nn.Module) -> bool:
-    """Whether ``model`` normalizes with batch statistics in training (BatchNorm, MSN's
-    centering), so that one sample's output depends on the others in its batch."""
-    return any(isinstance(m, (MeanCenter, nn.modules.batchnorm._BatchNorm)) for m in model.modules())
-
-
-@register_weight_norm("msn")
+# Centering needs batch statistics: batch-mixing, and kept out of the generator (g_norm).
+@register_weight_norm("msn", mixes_batch=True,
+                      options=("learn_scale", "momentum", "n_power_iterations", "eps"))
 def mean_spectral_norm(module: nn.Module, learn_scale: bool = False, momentum: float = 0.1,
                        n_power_iterations: int = 1, eps: float = 1e-12,
                        output_layer: bool = False) -> nn.Module:
@@ -158,7 +154,7 @@ def mean_spectral_norm(module: nn.Module, learn_scale: bool = False, momentum: f
     return MeanSpectralNorm(layer, center)
 
 
-@register_feature_norm("mean")
+@register_feature_norm("mean", mixes_batch=True)
 def mean_center(num_features: int, dims: int) -> nn.Module:
     """Mean-only centering after a hidden layer (the feature half of MSN), for any weight norm."""
     return MeanCenter(num_features)

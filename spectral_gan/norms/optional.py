@@ -17,12 +17,14 @@ and per-layer SN. Three deciders, combinable:
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
 from spectral_gan.errors import ConfigError
-from spectral_gan.norms.registry import register_weight_norm
+from spectral_gan.norms.registry import PerUpdate, register_weight_norm
 from spectral_gan.norms.spectral import SpectralNorm, output_dim
 
 MODES = ("clip", "full")
@@ -56,7 +58,7 @@ class OptionalSpectralNorm(SpectralNorm):
         return weight / self.divisor(weight).to(weight.dtype)
 
     @torch.no_grad()
-    def update_gate(self, signals: dict[str, torch.Tensor]) -> None:
+    def update_gate(self, signals: Mapping[str, torch.Tensor]) -> None:
         """Hysteresis: open above gate_on, close below gate_off; no host sync."""
         if self.gate_signal == "none":
             return
@@ -69,16 +71,21 @@ def osn_layers(model: nn.Module) -> list[OptionalSpectralNorm]:
     return [m for m in model.modules() if isinstance(m, OptionalSpectralNorm)]
 
 
-def gate_signals_needed(model: nn.Module) -> set[str]:
+def gate_signals(model: nn.Module) -> set[str]:
+    """The signals the model's OSN gates follow (``gate=none`` layers need none)."""
     return {p.gate_signal for p in osn_layers(model) if p.gate_signal != "none"}
 
 
-def update_gates(model: nn.Module, signals: dict[str, torch.Tensor]) -> None:
+def update_osn_gates(model: nn.Module, signals: Mapping[str, torch.Tensor]) -> None:
     for p in osn_layers(model):
         p.update_gate(signals)
 
 
-@register_weight_norm("osn")
+# The gates follow a training signal: the training step feeds it after each D update.
+@register_weight_norm("osn", generator_ok=True,
+                      options=("mode", "threshold", "gate", "gate_on", "gate_off",
+                               "n_power_iterations", "eps"),
+                      per_update=PerUpdate(signals=gate_signals, update=update_osn_gates))
 def optional_spectral_norm(module: nn.Module, mode: str = "clip", threshold: float = 1.0,
                            gate: str = "none", gate_on: float = 2.0, gate_off: float = 1.0,
                            n_power_iterations: int = 1, eps: float = 1e-12, name: str = "weight",

@@ -67,7 +67,7 @@ class SpectralNorm(nn.Module):
         return value
 
 
-@register_weight_norm("sn")
+@register_weight_norm("sn", generator_ok=True, options=("n_power_iterations", "eps"))
 def spectral_norm(module: nn.Module, name: str = "weight", n_power_iterations: int = 1,
                   eps: float = 1e-12, dim: int | None = None) -> nn.Module:
     """Apply spectral normalization to ``module.<name>`` and return the module.
