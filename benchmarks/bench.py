@@ -87,7 +87,7 @@ def train_step_time_in_process(overrides: list[str], steps: int, device: str,
     process: separate processes differed by a few percent each (allocation, placement), which
     swamped the 5% targets."""
     from spectral_gan.cli.train import compose_train_config
-from spectral_gan.training import train
+    from spectral_gan.training import train
 
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), \
             contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

@@ -23,11 +23,7 @@ def evaluate_checkpoint(ckpt_path: str, eval_cfg: Any, seed: int, device: torch.
     """Metrics of the ``eval:`` protocol for a checkpoint (EMA weights if any), saved to ``out``."""
     generator, datamodule, info = load_generator(ckpt_path)
     generator.to(device)
-    ev = eval_cfg
-    evaluator = Evaluator(datamodule, datamodule.dataset_name, num_samples=ev.num_samples,
-                          batch_size=ev.batch_size, inception=ev.inception,
-                          classifier=ev.classifier, kid=ev.kid,
-                          reference_split=ev.reference_split, cache_dir=ev.cache_dir)
+    evaluator = Evaluator.from_config(datamodule, eval_cfg)
     gen = torch.Generator().manual_seed(int(seed))
 
     @torch.no_grad()

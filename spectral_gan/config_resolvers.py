@@ -3,10 +3,7 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
-
-def optimizer_steps(generator_steps: int, n_dis: int) -> int:
-    """Lightning's global_step per ``generator_steps``: each counts n_dis D steps plus one G step."""
-    return int(generator_steps) * (int(n_dis) + 1)
+from spectral_gan.schedule import optimizer_steps
 
 
 def register() -> None:

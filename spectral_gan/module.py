@@ -15,6 +15,7 @@ live in their own files.
 from __future__ import annotations
 
 import logging
+import math
 from functools import partial
 from typing import Any, Callable, Iterable
 
@@ -26,15 +27,16 @@ from torch.nn.utils import parametrize
 from spectral_gan import ema as ema_lib
 from spectral_gan import health
 from spectral_gan.divergence import DivergenceGuard
-from spectral_gan.errors import ConfigError
 from spectral_gan.losses import AdversarialLoss
-from spectral_gan.norms import gate_signals_needed, mixes_batch, power_iteration_paused, update_gates
+from spectral_gan.metrics.registry import is_improvement, worst_value
+from spectral_gan.norms import per_update_signals, power_iteration_paused, run_per_update
 from spectral_gan.norms.monitor import condition_numbers, spectral_report
 from spectral_gan import run_logging
-from spectral_gan.run_logging import as_floats, log_hparams, log_picture, training_scalars
+from spectral_gan.run_logging import as_floats, grad_norm, log_hparams, log_picture, training_scalars
 from spectral_gan.run_state import capture_rng, restore_rng
 from spectral_gan.schedule import gen_steps
 from spectral_gan.settings import GANSettings, RunPaths
+from spectral_gan.speed import joint_d_pass_on
 from spectral_gan.visualize import image_grid, scatter_image
 
 log = logging.getLogger(__name__)
@@ -76,18 +78,13 @@ class GAN(pl.LightningModule):
         self.register_buffer("fixed_z", z)
         self.penalty = settings.penalty.penalty
         self.penalty_weight = settings.penalty.effective_weight
-        self.gate_signals = gate_signals_needed(discriminator)
+        self.gate_signals = per_update_signals(discriminator)
         self.evaluator = evaluator
-        self.best_metric = float("inf")
+        primary = evaluator.primary if evaluator is not None else None
+        self.best_metric = worst_value(primary) if primary else math.inf  # direction: metrics/registry.py
         self.guard = DivergenceGuard(settings.divergence, self.paths.diverged_checkpoint)
         self.joint_d_pass = settings.joint_d_pass
-        if self.joint_d_pass is True and mixes_batch(discriminator):
-            raise ConfigError(
-                "speed.joint_d_pass=true runs real and fake images through D as one batch, but this "
-                "discriminator normalizes with batch statistics (BatchNorm or MSN), so real and "
-                "fake would share them and D would compute another function; use "
-                "speed.joint_d_pass=auto or false")
-        self._joint = self.joint_d_pass is True  # auto: decided in on_train_start, on the device
+        self._joint = joint_d_pass_on(self.joint_d_pass, discriminator, None)  # auto: on_train_start
         self._pending_rng: dict[str, Any] | None = None
         self.seed = settings.seed
         self.run_config = run_config
@@ -197,11 +194,11 @@ class GAN(pl.LightningModule):
             return None
         stats = {"loss_d": loss_d, "loss_adv": loss_adv, "penalty": penalty,
                  "d_real": d_real.detach(), "d_fake": d_fake.detach()}
-        if self.gate_signals:  # OSN adaptive gates: on-device update, no host sync
+        if self.gate_signals:  # per-update hooks (OSN's adaptive gates): on device, no host sync
             signals = {"logit_gap": d_real.detach().mean() - d_fake.detach().mean()}
             if "grad_norm" in self.gate_signals:
                 signals["grad_norm"] = self.d_grad_norm()
-            update_gates(self.D, signals)
+            run_per_update(self.D, signals)
         return stats
 
     # -- set-up, evaluation, health -----------------------------------------------------------
@@ -210,9 +207,7 @@ class GAN(pl.LightningModule):
         self._pending_rng = None
         self.guard.setup(self, self.optimizers(), self.device)
         if self.joint_d_pass == "auto":
-            # One D pass on cat(real, fake) computes the same losses and gradients unless D mixes
-            # the batch; it measured slower on the CPU (docs/benchmarks.md), so auto = GPU only.
-            self._joint = self.device.type == "cuda" and not mixes_batch(self.D)
+            self._joint = joint_d_pass_on("auto", self.D, self.device.type)
         self._ema_started = ema_lib.has_started(self.G_ema)
         if self.evaluator is not None and not self.evaluator.points:
             self.evaluator.prepare_reference(self.device)  # protocol complete before hparams
@@ -227,7 +222,7 @@ class GAN(pl.LightningModule):
         primary = self.evaluator.primary
         if primary in metrics:
             value = metrics[primary]
-            if value < self.best_metric:
+            if is_improvement(primary, value, self.best_metric):
                 self.best_metric = value
                 if self.paths.best_checkpoint:
                     self.trainer.save_checkpoint(self.paths.best_checkpoint)
@@ -263,17 +258,17 @@ class GAN(pl.LightningModule):
         checkpoint["spectral_gan_config"] = self.run_config
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.best_metric = checkpoint.get("best_metric", float("inf"))
+        # earlier versions stored +inf for "none yet", whatever the metric's direction
+        best = checkpoint.get("best_metric")
+        if best is not None and not math.isinf(best):
+            self.best_metric = best
         self.guard.skipped_steps = checkpoint.get("skipped_steps", 0)
         self._pending_rng = checkpoint.get("rng")  # applied in on_train_start, after set-up
 
     # -- logging ------------------------------------------------------------------------------
     def d_grad_norm(self) -> torch.Tensor:
         """2-norm of all discriminator gradients of the last update."""
-        grads = [p.grad for p in self.D.parameters() if p.grad is not None]
-        if not grads:
-            return torch.zeros((), device=self.device)
-        return torch.nn.utils.get_total_norm(grads)
+        return grad_norm(self.D.parameters(), self.device)
 
     def _log_scalars(self, step, stats, loss_g, d_opt, g_opt) -> None:
         metrics = training_scalars(stats, loss_g, d_opt, g_opt, self.d_grad_norm(),

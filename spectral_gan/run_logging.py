@@ -43,6 +43,14 @@ def log_picture(loggers: Iterable[Logger], picture: torch.Tensor, step: int,
         save_image(picture, os.path.join(sample_dir, f"step_{step:06d}.png"))
 
 
+def grad_norm(parameters: Iterable[torch.nn.Parameter], device: torch.device) -> torch.Tensor:
+    """2-norm of all gradients of ``parameters`` (0 when none has one), on the device."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros((), device=device)
+    return torch.nn.utils.get_total_norm(grads)
+
+
 def training_scalars(stats: dict[str, Any], loss_g: torch.Tensor, d_opt, g_opt,
                      d_grad_norm: torch.Tensor, penalty_name: str | None) -> dict[str, Any]:
     """The per-log-step scalars of one training step (tensors; ``as_floats`` syncs them)."""

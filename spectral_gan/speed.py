@@ -3,8 +3,7 @@
 Each switch leaves the function the networks compute unchanged (up to floating-point rounding):
 
 - ``channels_last``: NHWC memory format for 4-D activations and weights. oneDNN (CPU) and cuDNN
-  with tensor cores (GPU) run convolutions faster in it; on this project's 2-core CPU the first
-  convolution of a 3-channel image was 8x faster (docs/benchmarks.md has the whole-step effect).
+  with tensor cores (GPU) run convolutions faster in it (measured effects: docs/benchmarks.md).
 - ``compile``: ``torch.compile`` of each network in place (``nn.Module.compile``: state_dict keys
   and checkpoints stay as they are). When compilation fails (no compiler, an unsupported op),
   torch falls back to eager execution for that frame and the run goes on with a warning.
@@ -30,6 +29,7 @@ import torch
 from torch import nn
 
 from spectral_gan.errors import ConfigError
+from spectral_gan.norms import mixes_batch
 
 log = logging.getLogger(__name__)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -50,8 +50,8 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
 
     A one-channel image batch (MNIST) is laid out the same in both formats, so ``contiguous``
     keeps its NCHW strides, and oneDNN then writes the convolution's output in NCHW too: every
-    later layer's input had to be copied back (measured 21 ms per D pass of 128 MNIST images,
-    about 2% of a step). Restriding the same memory (a view, no copy) makes the choice explicit.
+    later layer's input had to be copied back (a few percent of a step, docs/benchmarks.md).
+    Restriding the same memory (a view, no copy) makes the choice explicit.
     """
     x = x.contiguous(memory_format=torch.channels_last)
     n, c, h, w = x.shape
@@ -122,3 +122,22 @@ def apply_speed_options(generator: nn.Module, discriminator: nn.Module, speed: A
         applied["compile"] = speed.get("compile_mode", "default")
     log.info("speed options: %s", applied)
     return applied
+
+
+def joint_d_pass_on(setting: str | bool, discriminator: nn.Module, device_type: str | None) -> bool:
+    """Whether real and fake go through D as one batch (``speed.joint_d_pass``).
+
+    ``True`` is refused for a discriminator that normalizes with batch statistics: real and fake
+    would share them and D would compute another function. ``auto`` decides on the device
+    (``device_type``; None before it is known: off): one D pass on cat(real, fake) measured
+    slower on the CPU (docs/benchmarks.md), so auto = GPU only.
+    """
+    if setting is True:
+        if mixes_batch(discriminator):
+            raise ConfigError(
+                "speed.joint_d_pass=true runs real and fake images through D as one batch, but this "
+                "discriminator normalizes with batch statistics (BatchNorm or MSN), so real and "
+                "fake would share them and D would compute another function; use "
+                "speed.joint_d_pass=auto or false")
+        return True
+    return setting == "auto" and device_type == "cuda" and not mixes_batch(discriminator)

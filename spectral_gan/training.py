@@ -16,13 +16,11 @@ from omegaconf import DictConfig
 from spectral_gan.errors import ConfigError
 from spectral_gan.evaluation import Evaluator
 from spectral_gan.module import GAN
-from spectral_gan.norms import NormHook, normalize_all
+from spectral_gan.norms import NormHook, generator_weight_norms, import_methods, normalize_all
 from spectral_gan.resume import prepare_resume
 from spectral_gan.run_config import hparams_of, run_config
 from spectral_gan.settings import GANSettings, RunPaths
 from spectral_gan.speed import apply_speed_options, validate_speed
-
-G_NORMS = ("none", "sn", "bsn", "osn")  # reparameterizations only: no batch centering in G
 
 
 class TrainingDiverged(RuntimeError):
@@ -43,20 +41,18 @@ def validate(cfg: DictConfig) -> GANSettings:
         warnings.warn("loss=wgan without Lipschitz control (norm.weight=none, norm.penalty=none): "
                       "the critic is unbounded and training usually diverges; consider norm=sn or "
                       "norm=gp", UserWarning, stacklevel=2)
-    if cfg.get("g_norm", "none") not in G_NORMS:
+    import_methods(norm.get("module"))  # a g_norm defined outside spectral_gan registers on import
+    g_norms = generator_weight_norms()  # declared by each method where it registers
+    if cfg.get("g_norm", "none") not in g_norms:
         raise ConfigError(f"g_norm={cfg.g_norm} is not available for the generator; valid options "
-                          f"are: {', '.join(G_NORMS)}")
+                          f"are: {', '.join(g_norms)}")
     validate_speed(cfg.get("speed", {}))
     return settings
 
 
 def build_evaluator(cfg: DictConfig, datamodule) -> Evaluator | None:
     ev = cfg.get("eval")
-    if ev is None:
-        return None
-    return Evaluator(datamodule, datamodule.dataset_name, num_samples=ev.num_samples,
-                     batch_size=ev.batch_size, inception=ev.inception, classifier=ev.classifier,
-                     kid=ev.kid, reference_split=ev.reference_split, cache_dir=ev.cache_dir)
+    return None if ev is None else Evaluator.from_config(datamodule, ev)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:

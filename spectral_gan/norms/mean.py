@@ -10,8 +10,8 @@ bound that SN provides. Centering mixes the samples of a batch, like BatchNorm.
 Speed: after a Conv or Linear layer the centering is folded into the layer's bias. By linearity,
 the batch mean of ``conv(x)`` is ``conv(mean_b x)`` (one input pass and a one-sample product), so
 ``y = conv(x, W) + (beta - mean)`` costs no pass over the output, forward or backward, where a
-separate centering module takes about four (measured: 1.11x of ``none`` separate, see
-docs/benchmarks.md). Both paths compute the same function, gradients included.
+separate centering module takes about four (timings: docs/benchmarks.md). Both paths compute
+the same function, gradients included.
 """
 from __future__ import annotations
 
@@ -59,9 +59,8 @@ _FOLDABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 def batch_mean(x: torch.Tensor) -> torch.Tensor:
     """``x.mean(0, keepdim=True)``, reduced as a (batch, rest) matrix in x's memory order.
 
-    For a channels_last batch, torch reduces dim 0 of the 4-D tensor 18x slower than the same
-    memory viewed as a (batch, H*W*C) matrix (22 ms vs 1.2 ms for 128x64x32x32 on 2 cores). A
-    sum divided afterwards rather than ``mean``: the backward of ``mean`` divides the broadcast
+    For a channels_last batch, torch reduces dim 0 of the 4-D tensor much more slowly than the
+    same memory viewed as a (batch, H*W*C) matrix (timings: docs/benchmarks.md). A sum divided afterwards rather than ``mean``: the backward of ``mean`` divides the broadcast
     gradient, materializing a batch-sized tensor, where that of ``sum`` broadcasts a view.
     """
     n = x.shape[0]
@@ -97,7 +96,7 @@ class MeanSpectralNorm(nn.Module):
         By linearity it is the layer applied to the batch mean of x (zero padding included). For
         a Conv2d, the mean over output positions is taken before the product: the mean of the
         unfolded patches times the weight matrix, a matrix-vector product (a one-sample
-        convolution's backward was measured slower than the whole centering it replaces).
+        convolution's backward measured slower than the whole centering it replaces).
         """
         x_mean = batch_mean(x)
         layer = self.layer
@@ -129,7 +128,7 @@ class MeanSpectralNorm(nn.Module):
                 return self._apply_layer(x, weight, shift)
             # Frozen layer (the generator's update) with a shift that still needs its gradient
             # (through x): oneDNN's convolution computes the weight gradient whenever the bias
-            # needs one (measured +60% on a conv backward), so add the shift outside.
+            # needs one (a much slower conv backward, docs/benchmarks.md), so add the shift outside.
             y = self._apply_layer(x, weight, None)
             return y.add_(shift.view((1, -1) + (1,) * (y.dim() - 2)).to(y.dtype))
         shift = center.bias - center.running_mean

@@ -82,7 +82,7 @@ class SecondDimPowerIteration(PowerIteration):
 
     Takes ``weight.flatten(2)`` (a view, no copy) and computes ``M v`` and ``M^T u`` as batched
     products over dim 0, instead of materializing the transposed matrix once per evaluation (a
-    full copy of the weight; measured 2x slower for the SN CNN's 3x3 and 4x4 convolutions). The
+    full copy of the weight; measured slower for the SN CNN's convolutions, docs/benchmarks.md). The
     vectors are laid out as ``weight.movedim(1, 0).flatten(1)`` would have them.
     """
 

@@ -1,0 +1,50 @@
+"""The package's layering, checked from the imports themselves (issue #18)."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "spectral_gan"
+
+
+def imported_modules(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_no_command_imports_another():
+    commands = [p for p in (PACKAGE / "cli").glob("*.py") if p.stem not in ("__init__", "common")]
+    assert {p.stem for p in commands} == {"train", "sample", "eval", "fid", "compare"}
+    for path in commands:
+        others = {m for m in imported_modules(path)
+                  if m.startswith("spectral_gan.cli") and m != "spectral_gan.cli.common"}
+        assert not others, f"{path.name} imports the command(s) {others}"
+
+
+def test_the_library_does_not_import_the_commands_or_the_lightning_module():
+    below = [p for p in PACKAGE.rglob("*.py") if "cli" not in p.relative_to(PACKAGE).parts]
+    assert len(below) > 30
+    for path in below:
+        modules = imported_modules(path)
+        assert not any(m.startswith("spectral_gan.cli") for m in modules), path
+        if path.name not in ("training.py", "module.py"):  # training.py builds the module
+            assert "spectral_gan.module" not in modules, f"{path} imports the LightningModule"
+    for sub in ("norms", "metrics", "data", "models"):
+        for path in (PACKAGE / sub).rglob("*.py"):
+            modules = imported_modules(path)
+            assert not any("lightning" in m and sub != "data" for m in modules), \
+                f"{path} knows Lightning"
+
+
+def test_console_scripts_point_into_the_cli_package():
+    import tomllib
+
+    scripts = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]["scripts"]
+    assert set(scripts) == {f"spectral-gan-{c}" for c in ("train", "sample", "eval", "fid", "compare")}
+    assert all(target.startswith("spectral_gan.cli.") and target.endswith(":main")
+               for target in scripts.values())
