@@ -15,6 +15,8 @@ import pytorch_lightning as pl
 from lightning_fabric.plugins import TorchCheckpointIO
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 
+from spectral_gan.schedule import gen_steps
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Write each checkpoint to a temporary file in the same folder, then rename it into place.
@@ -87,7 +89,7 @@ class StepProgressBar(TQDMProgressBar):
     def total_train_batches(self) -> int | float:
         trainer = self.trainer
         if trainer.max_steps and trainer.max_steps > 0:
-            return trainer.max_steps // (trainer.lightning_module.n_dis + 1)
+            return gen_steps(trainer.max_steps, trainer.lightning_module.n_dis)
         return super().total_train_batches
 
     def on_train_epoch_start(self, trainer: pl.Trainer, *args) -> None:

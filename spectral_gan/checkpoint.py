@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from spectral_gan.errors import ConfigError
+from spectral_gan.schedule import gen_steps
 from spectral_gan.norms import NormHook, normalize_all
 
 
@@ -45,7 +46,7 @@ def load_generator(path: str) -> tuple[nn.Module, Any, dict[str, Any]]:
     except RuntimeError as err:
         raise ConfigError(f"{path}: generator weights do not fit the generator its config "
                           f"describes ({str(err).splitlines()[0]})") from None
-    gen_step = int(ckpt.get("global_step", 0)) // (int(config.n_dis) + 1)
+    gen_step = gen_steps(ckpt.get("global_step", 0), config.n_dis)
     info = {"checkpoint": os.path.abspath(path), "gen_step": gen_step,
             "generator_weights": "ema" if prefix.startswith("G_ema") else "generator"}
     return generator.eval(), datamodule, info
