@@ -27,8 +27,17 @@ def read_checkpoint(path: str) -> dict[str, Any]:
     return ckpt
 
 
-def load_generator(path: str) -> tuple[nn.Module, Any, dict[str, Any]]:
-    """(generator in eval mode, its data module, facts) from a checkpoint; EMA weights if any."""
+WEIGHTS = ("auto", "ema", "raw")
+
+
+def load_generator(path: str, weights: str = "auto") -> tuple[nn.Module, Any, dict[str, Any]]:
+    """(generator in eval mode, its data module, facts) from a checkpoint.
+
+    ``weights``: ``auto`` the EMA weights if the run has started averaging, else the trained
+    generator's; ``ema`` or ``raw`` (the trained generator's, as of the checkpoint's step) to ask
+    for one of them."""
+    if weights not in WEIGHTS:
+        raise ConfigError(f"weights={weights!r}: choose one of {', '.join(WEIGHTS)}")
     ckpt = read_checkpoint(path)
     config = OmegaConf.create(ckpt["spectral_gan_config"])
     datamodule = instantiate(config.data)
@@ -39,10 +48,13 @@ def load_generator(path: str) -> tuple[nn.Module, Any, dict[str, Any]]:
                                           module=config.get("norm", {}).get("module")))
     state = ckpt["state_dict"]
     ema = state.get("G_ema.n_averaged")
-    prefix = "G_ema.module." if ema is not None and int(ema) > 0 else "G."
-    weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    has_ema = ema is not None and int(ema) > 0
+    if weights == "ema" and not has_ema:
+        raise ConfigError(f"{path} holds no EMA weights (ema.decay=0, or saved before ema.start)")
+    prefix = "G_ema.module." if has_ema and weights != "raw" else "G."
+    tensors = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     try:
-        generator.load_state_dict(weights)
+        generator.load_state_dict(tensors)
     except RuntimeError as err:
         raise ConfigError(f"{path}: generator weights do not fit the generator its config "
                           f"describes ({str(err).splitlines()[0]})") from None

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from spectral_gan.training import train
@@ -48,6 +49,31 @@ def test_eval_writes_json_with_metrics_and_protocol(digits_ckpt, tmp_path):
     assert proto["n_fake"] == 150 and proto["classifier"]["n_real"] == 150
     assert proto["reference_split"] == "train" and proto["dataset"] == "digits"
     assert result["gen_step"] == 3 and result["generator_weights"] == "ema"
+
+
+def test_raw_or_ema_weights_on_request(digits_ckpt, tmp_path):
+    from spectral_gan.checkpoint import load_generator
+    from spectral_gan.errors import ConfigError
+
+    ema, _, info_ema = load_generator(str(digits_ckpt))
+    raw, _, info_raw = load_generator(str(digits_ckpt), "raw")
+    assert (info_ema["generator_weights"], info_raw["generator_weights"]) == ("ema", "generator")
+    assert any(not torch.equal(a, b) for a, b in zip(ema.state_dict().values(), raw.state_dict().values()))
+    with pytest.raises(ConfigError, match="choose one of auto, ema, raw"):
+        load_generator(str(digits_ckpt), "newest")
+    proc = run("spectral_gan.cli.sample", f"ckpt_path={digits_ckpt}", "n=2", "weights=raw",
+               f"out={tmp_path / 's'}", cwd=tmp_path)
+    assert proc.returncode == 0 and "(generator weights)" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_ema_weights_of_a_run_without_ema_are_refused(cfg_factory, tmp_path):
+    from spectral_gan.checkpoint import load_generator
+    from spectral_gan.errors import ConfigError
+
+    train(cfg_factory("data=ring", "generator=mlp", "discriminator=mlp", "batch_size=16", "steps=2",
+                      "ema.decay=0", run_dir=tmp_path / "run"))
+    with pytest.raises(ConfigError, match="holds no EMA weights"):
+        load_generator(str(tmp_path / "run" / "checkpoints" / "last.ckpt"), "ema")
 
 
 def test_sample_of_2d_data_writes_points(cfg_factory, tmp_path):

@@ -13,7 +13,8 @@ from spectral_gan.cli.common import CONFIG_DIR, or_exit_on_config_error, pick_de
 def _main(cfg: DictConfig) -> None:
     config_resolvers.register()
     result = or_exit_on_config_error(lambda: evaluate_checkpoint(
-        cfg.ckpt_path, cfg.eval, cfg.seed, pick_device(cfg.device), cfg.out or None))
+        cfg.ckpt_path, cfg.eval, cfg.seed, pick_device(cfg.device), cfg.out or None,
+        cfg.get("weights", "auto")))
     for name, value in result["metrics"].items():
         print(f"{name}: {value:.4f}")
     print(f"wrote {result['out']}")

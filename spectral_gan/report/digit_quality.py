@@ -51,9 +51,11 @@ class DigitQuality:
 
 
 @torch.no_grad()
-def evaluate_digits(ckpt_path: str, n: int = 2000, batch_size: int = 250) -> DigitQuality:
-    """Classifier IS/FID, class fractions and health of ``n`` samples of a checkpoint."""
-    generator, datamodule, info = load_generator(ckpt_path)
+def evaluate_digits(ckpt_path: str, n: int = 2000, batch_size: int = 250,
+                    weights: str = "auto") -> DigitQuality:
+    """Classifier IS/FID, class fractions and health of ``n`` samples of a checkpoint
+    (``weights``: auto, ema or raw, as ``checkpoint.load_generator``)."""
+    generator, datamodule, info = load_generator(ckpt_path, weights)
     if datamodule.dataset_name != DATASET:
         raise ValueError(f"{ckpt_path} was trained on {datamodule.dataset_name}; the digit "
                          f"quality check needs data={DATASET}")
