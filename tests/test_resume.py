@@ -257,7 +257,6 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-@pytest.mark.slow
 def test_ddp_sigterm_to_one_rank_stops_both_with_one_checkpoint(tmp_path):
     env = dict(os.environ, SPECTRAL_GAN_OUTPUTS=str(tmp_path / "outputs"), PYTHONWARNINGS="ignore",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
