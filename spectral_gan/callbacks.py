@@ -14,67 +14,181 @@ import torch
 import pytorch_lightning as pl
 from lightning_fabric.plugins import TorchCheckpointIO
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.trainer.connectors.signal_connector import _HandlersCompose
 
+from spectral_gan.errors import ConfigError
 from spectral_gan.schedule import gen_steps
 
 
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write each checkpoint to a temporary file in the same folder, then rename it into place.
+def _fsync_dir(path: str) -> None:
+    """Make a rename in ``path`` durable (POSIX: the directory entry lives in the directory)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # not a platform where directories can be opened
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
-    A crash or kill mid-write leaves the previous checkpoint intact instead of a truncated file.
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write each checkpoint to a temporary file in the same folder, fsync it, rename it into
+    place and fsync the folder.
+
+    A crash or kill mid-write leaves the previous checkpoint intact instead of a truncated file; a
+    power loss after the rename cannot leave an empty file under the final name; a failed write
+    removes its temporary file instead of leaving ``*.tmp-PID`` litter on a full disk.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
         path = os.fspath(path)
         tmp = f"{path}.tmp-{os.getpid()}"
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        os.replace(tmp, path)
+        try:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        _fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+def _chainable(handler: Any) -> bool:
+    """A handler worth calling after ours: not the default ones (SIGINT's default raises
+    KeyboardInterrupt, which would cut the checkpoint short)."""
+    return callable(handler) and handler is not signal.default_int_handler
+
+
+class InterruptFlag:
+    """The signal received by any rank: each rank's flag, reduced with MAX across ranks.
+
+    Under DDP a signal may reach one rank only (``kill`` of one process, or a launcher that does
+    not forward it); every rank must still take the same branch, since saving a checkpoint holds a
+    barrier. The reduction is one all_reduce of a CPU int per step: on gloo (the default group on
+    the CPU, or a gloo group made at set-up beside NCCL), so no GPU sync is added.
+    """
+
+    def __init__(self) -> None:
+        self.local: int = 0
+        self._group: Any = None
+        self._distributed = False
+
+    def setup(self) -> None:
+        self.local = 0
+        dist = torch.distributed
+        self._distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        if self._distributed:
+            self._group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+
+    def reduced(self) -> int:
+        """The signal number any rank received since the last reset (0: none). Collective."""
+        if not self._distributed:
+            return self.local
+        flag = torch.tensor([self.local], dtype=torch.int32)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX, group=self._group)
+        return int(flag.item())
 
 
 class GracefulInterrupt(Callback):
     """On SIGTERM or SIGINT: finish the current step, save ``last.ckpt``, stop training cleanly.
 
-    Resume with ``ckpt_path=<run dir>/checkpoints/last.ckpt``. A second signal while saving is
-    ignored, so a checkpoint is never cut short by an impatient Ctrl-C.
+    Resume with ``ckpt_path=<run dir>/checkpoints/last.ckpt`` (or ``ckpt_path=auto``). A second
+    signal while saving is ignored, so a checkpoint is never cut short by an impatient Ctrl-C.
+
+    ``last.ckpt`` is written by the run's ``StepCheckpoint`` (one writer, one file name). Under DDP
+    the flag is reduced across ranks at each step end (``InterruptFlag``), so a signal to one rank
+    stops every rank at the same step. Handlers that were installed before are chained, not
+    dropped: a cluster tool's handler still runs. Lightning's own SIGTERM handler is the exception:
+    it would raise ``SIGTERMException`` on the next step (no checkpoint) and broadcasts from inside
+    the handler; what it is for, passing the signal to the child ranks it launched, is done here.
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-    def __init__(self, dirpath: str) -> None:
-        self.dirpath = dirpath
-        self.received: int | None = None
-        self._previous: dict[int, Any] = {}
+    def __init__(self) -> None:
+        self.flag = InterruptFlag()
+        self._installed: dict[int, Any] = {}  # what our handler displaced; restored at teardown
+        self._chained: dict[int, Any] = {}    # called after ours
+        self._forward: Any = None             # Lightning's launcher: signals its child ranks
+
+    @property
+    def received(self) -> int | None:
+        return self.flag.local or None
 
     def _handler(self, signum: int, frame: Any) -> None:
-        self.received = signum
+        first = not self.flag.local
+        self.flag.local = signum
+        if first and self._forward is not None:
+            self._forward(signum)
+        previous = self._chained.get(signum)
+        if _chainable(previous):
+            previous(signum, frame)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.received = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
+        self.flag.setup()
+        if not isinstance(trainer.checkpoint_callback, StepCheckpoint) or not trainer.checkpoint_callback.save_last:
+            raise ConfigError("callbacks.interrupt saves through callbacks.model_checkpoint: keep a "
+                              "spectral_gan.callbacks.StepCheckpoint with save_last=true")
+        if threading.current_thread() is not threading.main_thread():
+            return
+        launcher = trainer.strategy.launcher
+        self._forward = launcher.kill if getattr(launcher, "procs", None) else None
+        # Lightning's connector keeps the handlers that were there before it replaced them.
+        lightning_original = getattr(getattr(trainer, "_signal_connector", None), "_original_handlers", {})
+        for s in self.SIGNALS:
+            self._installed[s] = signal.signal(s, self._handler)
+            installed = self._installed[s]
+            self._chained[s] = (lightning_original.get(s) if isinstance(installed, _HandlersCompose)
+                                else installed)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args) -> None:
-        if self.received is None:
+        signum = self.flag.reduced()
+        if not signum:
             return
-        path = os.path.join(self.dirpath, "last.ckpt")
-        trainer.save_checkpoint(path)
-        pl_module.interrupted = {"signal": signal.Signals(self.received).name,
+        path = trainer.checkpoint_callback.save_last_now(trainer)
+        pl_module.interrupted = {"signal": signal.Signals(signum).name,
                                  "gen_step": pl_module.gen_step, "checkpoint": path}
         trainer.should_stop = True
-        self.received = None
+        self.flag.local = 0
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        for s, previous in self._previous.items():
+        for s, previous in self._installed.items():
             signal.signal(s, previous)
-        self._previous = {}
+        self._installed, self._chained, self._forward = {}, {}, None
 
 
 class StepCheckpoint(ModelCheckpoint):
-    """Lightning's ModelCheckpoint, plus ``last.ckpt`` of the final state when training ends.
+    """Lightning's ModelCheckpoint that keeps ``last.ckpt`` the newest state, always.
 
-    Stock ModelCheckpoint with ``every_n_train_steps`` leaves the steps after the last periodic
-    save unsaved; a finished run should always be resumable and evaluable from ``last.ckpt``.
+    - ``last.ckpt`` of the final state when training ends: stock ModelCheckpoint with
+      ``every_n_train_steps`` leaves the steps after the last periodic save unsaved.
+    - No version counter: stock ModelCheckpoint writes ``last-v1.ckpt`` beside an existing
+      ``last.ckpt`` it did not write itself (a resume whose callback state did not carry over), so
+      ``last.ckpt`` would keep an old step while ``ckpt_path=auto`` and requeued jobs read it.
+      A periodic ``gen_step=N.ckpt`` met again (a resume from an older checkpoint) is replaced by
+      the new state of that step.
+    - ``save_last_now``: the one way anything else (the interrupt handler) writes ``last.ckpt``.
+    - Before an evaluation (``GAN.evaluation_due``), ``last.ckpt`` is saved: an evaluation that
+      outlasts a cluster's grace period after SIGTERM then loses one step, not up to
+      ``checkpoint_every``.
     """
+
+    def __init__(self, *args, enable_version_counter: bool = False, **kwargs) -> None:
+        super().__init__(*args, enable_version_counter=enable_version_counter, **kwargs)
+
+    def save_last_now(self, trainer: pl.Trainer) -> str:
+        """Write ``last.ckpt`` of the current state (all ranks call this); returns its path."""
+        if self._last_global_step_saved != trainer.global_step or not self.last_model_path:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        return self.last_model_path
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args) -> None:
+        due = getattr(pl_module, "evaluation_due", None)
+        if self.save_last and due is not None and due(pl_module.gen_step + 1):
+            self.save_last_now(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_end(trainer, pl_module)

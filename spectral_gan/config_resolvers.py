@@ -1,6 +1,8 @@
 """OmegaConf resolvers used by configs/ (registered on import of ``spectral_gan``)."""
 from __future__ import annotations
 
+import os
+
 from omegaconf import OmegaConf
 
 from spectral_gan.schedule import optimizer_steps
@@ -9,6 +11,8 @@ from spectral_gan.schedule import optimizer_steps
 def register() -> None:
     if not OmegaConf.has_resolver("optimizer_steps"):
         OmegaConf.register_new_resolver("optimizer_steps", optimizer_steps)
+    if not OmegaConf.has_resolver("pid"):  # run directory names: unique among concurrent runs
+        OmegaConf.register_new_resolver("pid", os.getpid, use_cache=True)
 
 
 register()

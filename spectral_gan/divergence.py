@@ -2,7 +2,11 @@
 
 A non-finite update is skipped (``divergence.action=skip``, at most ``max_skips`` times) or ends
 training (``stop``): ``diverged.ckpt`` is saved with the last finite weights (the bad update is
-never applied), ``events/diverged`` is logged and the trainer stops.
+never applied), ``events/diverged`` is logged and the trainer stops. The weights are checked
+before saving: an update whose loss was finite can still overflow them (and the next loss is then
+the first non-finite one); such weights are not saved as ``diverged.ckpt``, and the reason says
+that the newest finite state is the run's last checkpoint. (Keeping a copy of the last finite
+weights would cost a copy of the model per step.)
 
 Two ways to check (``divergence.check``):
 - ``deferred``: no host sync per update. The optimizer's ``found_inf`` is set on the device, so
@@ -60,6 +64,8 @@ class Host(Protocol):
     """What the guard needs from the training loop (the LightningModule provides it)."""
 
     trainer: Any
+
+    def state_dict(self) -> dict[str, torch.Tensor]: ...
 
     def log_scalars(self, metrics: dict[str, Any], step: int) -> None: ...
 
@@ -140,9 +146,25 @@ class DivergenceGuard:
     def _skipped(self, step: int) -> None:
         self._host.log_scalars({"events/skipped_step": 1.0, "events/skipped_total": self.skipped_steps}, step)
 
+    def _weights_finite(self) -> bool:
+        """Whether every floating tensor of the host's state is finite, on every rank."""
+        tensors = [t for t in self._host.state_dict().values() if t.is_floating_point()]
+        if not tensors:
+            return True
+        bad = torch.stack([(~torch.isfinite(t)).any() for t in tensors]).any().float()
+        return not bool(any_rank(bad))
+
     def _declare(self, step: int, reason: str) -> None:
-        self.diverged = {"step": step, "reason": reason, "skipped_before": self.skipped_steps}
+        self.diverged = {"step": step, "reason": reason, "skipped_before": self.skipped_steps,
+                         "checkpoint": None}
         self._host.log_scalars({"events/diverged": 1.0}, step)
         if self.checkpoint:
-            self._host.trainer.save_checkpoint(self.checkpoint)
+            if self._weights_finite():
+                self.diverged["checkpoint"] = self.checkpoint
+                self._host.trainer.save_checkpoint(self.checkpoint)
+            else:
+                self.diverged["reason"] += (
+                    "; the weights themselves were already non-finite (an update overflowed), so "
+                    "no diverged.ckpt was written: the newest finite state is the run's last "
+                    "checkpoint (checkpoints/last.ckpt)")
         self._host.trainer.should_stop = True

@@ -31,6 +31,7 @@ from spectral_gan.losses import AdversarialLoss
 from spectral_gan.metrics.registry import is_improvement, worst_value
 from spectral_gan.norms import per_update_signals, power_iteration_paused, run_per_update
 from spectral_gan.norms.monitor import condition_numbers, spectral_report
+from spectral_gan.resume import stored_best
 from spectral_gan import run_logging
 from spectral_gan.run_logging import as_floats, grad_norm, log_hparams, log_picture, training_scalars
 from spectral_gan.run_state import capture_rng, restore_rng
@@ -163,10 +164,16 @@ class GAN(pl.LightningModule):
             self.log_scalars(condition_numbers(self.D), step)
         if schedule.due(schedule.sample_every, step, last):
             self.log_samples(step)
-        if self.evaluator is not None and schedule.due(schedule.eval_every, step, last):
+        if self.evaluation_due(step):
             self.run_evaluation(step)
         elif step == last:
             self.check_health(step)
+
+    def evaluation_due(self, step: int) -> bool:
+        """Whether generator step ``step`` ends with an evaluation (StepCheckpoint saves
+        ``last.ckpt`` before one)."""
+        return self.evaluator is not None and self.schedule.due(self.schedule.eval_every, step,
+                                                                self.total_steps)
 
     def _discriminator_update(self, real: torch.Tensor, d_opt) -> dict[str, torch.Tensor] | None:
         with torch.no_grad(), power_iteration_paused(self.G):
@@ -262,6 +269,11 @@ class GAN(pl.LightningModule):
         best = checkpoint.get("best_metric")
         if best is not None and not math.isinf(best):
             self.best_metric = best
+        # Resumed from an older checkpoint than best.ckpt: its best must not replace a better one.
+        on_disk = stored_best(self.paths.best_checkpoint)
+        primary = self.evaluator.primary if self.evaluator is not None else None
+        if on_disk is not None and primary and is_improvement(primary, on_disk, self.best_metric):
+            self.best_metric = on_disk
         self.guard.skipped_steps = checkpoint.get("skipped_steps", 0)
         self._pending_rng = checkpoint.get("rng")  # applied in on_train_start, after set-up
 

@@ -1,9 +1,26 @@
-"""Resuming a run from a checkpoint: refuse one that does not fit, continue in its run directory."""
+"""Resuming a run from a checkpoint: refuse one that does not fit, continue in its run directory.
+
+A resume must continue the same run. What would change it silently is compared with the
+checkpoint's stored config (``spectral_gan_config``) before anything is built:
+
+- what a step is: ``n_dis`` (optimizer steps per generator step: the restored generator step
+  and the position in the data stream derive from it) and ``batch_size``;
+- what the state dict holds: the networks (``generator``, ``discriminator``, ``norm``,
+  ``g_norm``), the data's kind and shape, and whether there is an EMA generator (read from the
+  checkpoint's weights, so it holds for checkpoints of any version).
+
+Keys missing from the stored config were added to the config after the checkpoint was written;
+the checkpoint ran with their default, so they are not a difference. Other changes (learning
+rates, ``steps``, the EMA decay, logging cadences) are the user's to make.
+"""
 from __future__ import annotations
 
+import glob
+import math
 import os
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, open_dict
 
 from spectral_gan.checkpoint import read_checkpoint
@@ -11,9 +28,10 @@ from spectral_gan.errors import ConfigError
 from spectral_gan.run_config import run_config
 from spectral_gan.schedule import gen_steps
 
-# What must match between a checkpoint and the config that resumes it.
-ARCHITECTURE_KEYS = ("generator", "discriminator", "norm", "g_norm", "data._target_",
-                     "data.image_size", "data.channels", "data.name")
+# What must match between a checkpoint and the config that resumes it (a key, or a group whose
+# every key must match).
+RESUME_KEYS = ("n_dis", "batch_size", "generator", "discriminator", "norm", "g_norm",
+               "data._target_", "data.name", "data.image_size", "data.channels")
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -25,18 +43,54 @@ def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: node}
 
 
+def _compared(key: str) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in RESUME_KEYS)
+
+
+def differences(saved_config: dict[str, Any], current_config: dict[str, Any],
+                saved_state: dict[str, Any]) -> list[str]:
+    """Each difference that would change the run, as ``key=<saved> in the checkpoint but
+    <current> in the config``."""
+    saved, current = _flat(saved_config), _flat(current_config)
+    diff = [f"{k}={saved[k]!r} in the checkpoint but {current.get(k)!r} in the config"
+            for k in sorted(saved) if _compared(k) and saved[k] != current.get(k)]
+    has_ema = any(k.startswith("G_ema.") for k in saved_state)
+    wants_ema = float((current_config.get("ema") or {}).get("decay", 0) or 0) > 0
+    if has_ema != wants_ema:
+        diff.append(f"the checkpoint {'has' if has_ema else 'has no'} EMA generator but "
+                    f"ema.decay={current.get('ema.decay')!r} in the config "
+                    f"({'> 0' if has_ema else '0'} needed)")
+    return diff
+
+
 def check_resumable(cfg: DictConfig, ckpt: dict[str, Any], path: str) -> None:
-    """Refuse a checkpoint whose architecture or normalization differs from the config."""
-    saved = _flat(ckpt["spectral_gan_config"])
-    current = _flat(run_config(cfg))
-    keys = sorted(k for k in set(saved) | set(current)
-                  if any(k == a or k.startswith(a + ".") for a in ARCHITECTURE_KEYS))
-    diff = [f"{k}={saved.get(k)!r} in the checkpoint but {current.get(k)!r} in the config"
-            for k in keys if saved.get(k) != current.get(k)]
+    """Refuse a checkpoint whose step, batch, networks or data differ from the config."""
+    diff = differences(ckpt["spectral_gan_config"], run_config(cfg), ckpt.get("state_dict", {}))
     if diff:
         raise ConfigError(f"checkpoint {path} does not match this config: {'; '.join(diff[:4])}"
-                          f"{' (and more)' if len(diff) > 4 else ''}; resume with the same "
-                          f"architecture and normalization, or start a new run without ckpt_path")
+                          f"{' (and more)' if len(diff) > 4 else ''}. These settings fix what a "
+                          f"step is and which weights the checkpoint holds: resume with the "
+                          f"checkpoint's values, or start a new run without ckpt_path")
+
+
+def newest_last_checkpoint(run_dir: str) -> str | None:
+    """The run's ``last.ckpt``; in run directories written before it was kept current, the most
+    recently written of ``last.ckpt`` and Lightning's ``last-vN.ckpt``."""
+    found = glob.glob(os.path.join(run_dir, "checkpoints", "last.ckpt"))
+    found += glob.glob(os.path.join(run_dir, "checkpoints", "last-v*.ckpt"))
+    return max(found, key=os.path.getmtime) if found else None
+
+
+def stored_best(path: str | None) -> float | None:
+    """The ``best_metric`` stored in a ``best.ckpt`` (None: no such file, or unreadable). The
+    file is memory-mapped: its weights are not read."""
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        value = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("best_metric")
+    except Exception:  # noqa: BLE001  a corrupt best.ckpt is replaced by the next best
+        return None
+    return None if value is None or math.isinf(value) else float(value)
 
 
 def prepare_resume(cfg: DictConfig) -> int:
@@ -44,8 +98,7 @@ def prepare_resume(cfg: DictConfig) -> int:
     continues in the same TensorBoard run. Returns the generator step to resume from."""
     path = cfg.get("ckpt_path")
     if path == "auto":  # requeued or restarted job: resume if this run dir has a checkpoint
-        candidate = os.path.join(cfg.paths.run_dir, "checkpoints", "last.ckpt")
-        path = candidate if os.path.exists(candidate) else None
+        path = newest_last_checkpoint(cfg.paths.run_dir)
         with open_dict(cfg):
             cfg.ckpt_path = path
     if not path:

@@ -81,16 +81,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     run_dir = cfg.paths.run_dir
+    last = getattr(trainer.checkpoint_callback, "last_model_path", None)
     if module.diverged:
         d = module.diverged
+        saved = (f" The last finite state is in {d['checkpoint']};" if d.get("checkpoint") else "")
         raise TrainingDiverged(
-            f"training diverged at generator step {d['step']}: {d['reason']}. The last finite "
-            f"state is in {os.path.join(run_dir, 'checkpoints', 'diverged.ckpt')}; the event is "
-            f"logged as events/diverged. Lower the learning rates or try another normalization.")
+            f"training diverged at generator step {d['step']}: {d['reason']}.{saved} The event "
+            f"is logged as events/diverged. Lower the learning rates or try another normalization.")
     return {
         "run_dir": run_dir,
         "gen_step": module.gen_step,
-        "checkpoint": os.path.join(run_dir, "checkpoints", "last.ckpt"),
+        "checkpoint": last or os.path.join(run_dir, "checkpoints", "last.ckpt"),
         "samples": os.path.join(run_dir, "samples", f"step_{module.gen_step:06d}.png"),
         "trainer": trainer,
         "module": module,

@@ -3,6 +3,11 @@
 One training step of the GAN (one generator update) consumes ``batches_per_step`` (= n_dis)
 real batches, so each loader batch holds all of them; the module splits it. Small datasets live in
 memory and are served as whole batches by tensor indexing, which avoids per-sample collation.
+
+Every source is an endless, seeded stream that a resume continues exactly where it stopped
+(``resume_step``): in-memory and 2-D data replay their own stream, file-backed datasets
+(torchvision, image folders) draw their order from ``ResumableSampler``, which skips the consumed
+samples by index arithmetic, without loading them.
 """
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Iterator
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
 from spectral_gan.errors import ConfigError
 
@@ -37,6 +42,37 @@ class TensorBatches(IterableDataset):
                     skip -= 1
                     continue
                 yield self.data[order[start:start + self.batch_size]]
+
+
+class ResumableSampler(DistributedSampler):
+    """Endless seeded shuffles of a map-style dataset, split across DDP ranks, starting after the
+    first ``skip`` samples of this rank's stream.
+
+    Epoch ``e`` is ``randperm(n)`` seeded with ``seed + e`` (DistributedSampler's scheme), of
+    which rank ``r`` takes every ``num_replicas``-th index; so where a stream stands after any
+    number of samples is computed, not replayed. A DistributedSampler so that Lightning keeps it
+    under DDP; no length, so the loader is endless like the in-memory sources (steps, not epochs,
+    end training) and loader batches run across epoch boundaries.
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0,
+                 skip: int = 0) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed,
+                         drop_last=True)
+        if self.num_samples < 1:
+            raise ConfigError(f"the dataset has {len(dataset)} samples, fewer than the "  # type: ignore[arg-type]
+                              f"{num_replicas} processes that share it")
+        self.skip = skip
+
+    def __len__(self) -> int:
+        raise TypeError("ResumableSampler is endless")
+
+    def __iter__(self) -> Iterator[int]:
+        epoch, offset = divmod(self.skip, self.num_samples)
+        while True:
+            order = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(self.seed + epoch))  # type: ignore[arg-type]
+            yield from order[self.rank:self.total_size:self.num_replicas][offset:].tolist()
+            epoch, offset = epoch + 1, 0
 
 
 def first_batches(dataset: Dataset, n: int, batch_size: int) -> Iterator[torch.Tensor]:
@@ -68,8 +104,8 @@ class GANDataModule(pl.LightningDataModule):
         self.batches_per_step = batches_per_step
         self.num_workers = num_workers
         self.seed = seed
-        # Generator steps already trained (set on resume): in-memory and 2-D sources skip that
-        # many batches so a resumed run sees the batches an uninterrupted one would have.
+        # Generator steps already trained (set on resume): every source skips that many loader
+        # batches so a resumed run sees the batches an uninterrupted one would have.
         self.resume_step = 0
 
     @property
@@ -94,9 +130,12 @@ class GANDataModule(pl.LightningDataModule):
     def _loader(self, dataset: Dataset) -> DataLoader:
         if isinstance(dataset, IterableDataset):
             return DataLoader(dataset, batch_size=None, num_workers=0)
-        return DataLoader(dataset, batch_size=self.step_batch_size, shuffle=True, drop_last=True,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          generator=torch.Generator().manual_seed(self.seed))
+        trainer = getattr(self, "trainer", None)  # set by Lightning: DDP rank and world size
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = ResumableSampler(dataset, world, rank, self.seed,
+                                   skip=self.resume_step * self.step_batch_size)
+        return DataLoader(dataset, batch_size=self.step_batch_size, sampler=sampler, drop_last=True,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
 
 ON_DEVICE = ("auto", True, False)
