@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
+from spectral_gan.checkpoint_trust import checked_parts
 from spectral_gan.errors import ConfigError
 from spectral_gan.schedule import gen_steps
 from spectral_gan.norms import NormHook, normalize_all
@@ -27,10 +28,14 @@ def read_checkpoint(path: str) -> dict[str, Any]:
     return ckpt
 
 
-def load_generator(path: str) -> tuple[nn.Module, Any, dict[str, Any]]:
-    """(generator in eval mode, its data module, facts) from a checkpoint; EMA weights if any."""
+def load_generator(path: str, trust: bool = False) -> tuple[nn.Module, Any, dict[str, Any]]:
+    """(generator in eval mode, its data module, facts) from a checkpoint; EMA weights if any.
+
+    The stored config's targets and imports are checked first (``checkpoint_trust``), so a
+    checkpoint from elsewhere cannot call arbitrary code; ``trust=True`` skips that check."""
     ckpt = read_checkpoint(path)
-    config = OmegaConf.create(ckpt["spectral_gan_config"])
+    stored = ckpt["spectral_gan_config"]
+    config = OmegaConf.create(stored if trust else checked_parts(stored, path))
     datamodule = instantiate(config.data)
     generator = instantiate(config.generator, shape=datamodule.shape)
     if config.get("g_norm", "none") != "none":

@@ -19,9 +19,10 @@ def default_output(ckpt_path: str, checkpoint: str) -> str:
 
 
 def evaluate_checkpoint(ckpt_path: str, eval_cfg: Any, seed: int, device: torch.device,
-                        out: str | None = None) -> dict:
-    """Metrics of the ``eval:`` protocol for a checkpoint (EMA weights if any), saved to ``out``."""
-    generator, datamodule, info = load_generator(ckpt_path)
+                        out: str | None = None, trust: bool = False) -> dict:
+    """Metrics of the ``eval:`` protocol for a checkpoint (EMA weights if any), saved to ``out``;
+    ``trust``: build whatever the checkpoint's config names (``checkpoint.load_generator``)."""
+    generator, datamodule, info = load_generator(ckpt_path, trust=trust)
     generator.to(device)
     evaluator = Evaluator.from_config(datamodule, eval_cfg)
     gen = torch.Generator().manual_seed(int(seed))

@@ -23,11 +23,12 @@ def generate(generator, n: int, batch_size: int, seed: int, device: torch.device
 
 
 def write_samples(ckpt_path: str, out: str, n: int, batch_size: int, seed: int,
-                  device: torch.device, npz: bool = False) -> dict:
-    """Write ``n`` samples of a checkpoint's generator (EMA weights if any) under ``out``."""
+                  device: torch.device, npz: bool = False, trust: bool = False) -> dict:
+    """Write ``n`` samples of a checkpoint's generator (EMA weights if any) under ``out``;
+    ``trust``: build whatever the checkpoint's config names (``checkpoint.load_generator``)."""
     if int(n) < 1:
         raise ConfigError(f"n must be a positive number of samples, got {n}")
-    generator, datamodule, info = load_generator(ckpt_path)
+    generator, datamodule, info = load_generator(ckpt_path, trust=trust)
     samples = generate(generator, int(n), int(batch_size), int(seed), device)
     os.makedirs(out, exist_ok=True)
     if samples.dim() == 4:
