@@ -38,7 +38,9 @@ def hostile(ckpt, tmp_path, edit) -> str:
 
 def write_text_target(victim):
     def edit(config):
-        config["data"] = {"_target_": "pathlib.Path.write_text", "_args_": [str(victim), "pwned"]}
+        # Path.write_text(Path(victim), "pwned"): writes the file when instantiated unchecked
+        config["data"] = {"_target_": "pathlib.Path.write_text",
+                          "_args_": [{"_target_": "pathlib.Path", "_args_": [str(victim)]}, "pwned"]}
     return edit
 
 
@@ -79,6 +81,14 @@ def test_escaped_interpolation_is_not_resolved_twice(ring_ckpt):
     config["data"]["name"] = r"\${oc.env:HOME}"  # resolves to the text ${oc.env:HOME}
     with pytest.raises(UntrustedCheckpoint, match="interpolation after resolution"):
         checked_parts(config, "x.ckpt")
+
+
+def test_the_hostile_checkpoint_does_write_when_trusted(ring_ckpt, tmp_path):
+    """The test checkpoint above is a real attack: unchecked, it writes the file."""
+    victim = tmp_path / "pwned.txt"
+    with pytest.raises(Exception):
+        load_generator(hostile(ring_ckpt, tmp_path, write_text_target(victim)), trust=True)
+    assert victim.read_text() == "pwned"
 
 
 def test_a_real_checkpoint_loads_and_trust_skips_the_check(ring_ckpt, tmp_path):
