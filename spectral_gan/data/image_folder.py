@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 import torchvision.transforms as T
@@ -84,6 +84,15 @@ class ImageFolderDataModule(GANDataModule):
                 f"({', '.join(IMAGE_EXTENSIONS)}), fewer than one training step needs "
                 f"({self.step_batch_size} = batch_size x n_dis)")
         self._paths = paths
+
+    def reference_identity(self) -> dict[str, Any]:
+        """The base identity (with the folder's real path) plus a fingerprint of its image
+        files (count, bytes, newest change), so adding or replacing images misses the cache."""
+        files = list_images(self.root) if os.path.isdir(self.root) else []
+        stats = [os.stat(p) for p in files]
+        return {**super().reference_identity(),
+                "files": [len(files), sum(s.st_size for s in stats),
+                          max((s.st_mtime_ns for s in stats), default=0)]}
 
     def _dataset_images(self) -> Dataset:
         self.check_available()
