@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
+from spectral_gan.checkpoint_trust import checked_parts
 from spectral_gan.errors import ConfigError
 from spectral_gan.schedule import gen_steps
 from spectral_gan.norms import NormHook, normalize_all
@@ -30,16 +31,20 @@ def read_checkpoint(path: str) -> dict[str, Any]:
 WEIGHTS = ("auto", "ema", "raw")
 
 
-def load_generator(path: str, weights: str = "auto") -> tuple[nn.Module, Any, dict[str, Any]]:
+def load_generator(path: str, weights: str = "auto", trust: bool = False
+                   ) -> tuple[nn.Module, Any, dict[str, Any]]:
     """(generator in eval mode, its data module, facts) from a checkpoint.
 
     ``weights``: ``auto`` the EMA weights if the run has started averaging, else the trained
     generator's; ``ema`` or ``raw`` (the trained generator's, as of the checkpoint's step) to ask
-    for one of them."""
+    for one of them. The stored config's targets and imports are checked first
+    (``checkpoint_trust``), so a checkpoint from elsewhere cannot call arbitrary code;
+    ``trust=True`` skips that check."""
     if weights not in WEIGHTS:
         raise ConfigError(f"weights={weights!r}: choose one of {', '.join(WEIGHTS)}")
     ckpt = read_checkpoint(path)
-    config = OmegaConf.create(ckpt["spectral_gan_config"])
+    stored = ckpt["spectral_gan_config"]
+    config = OmegaConf.create(stored if trust else checked_parts(stored, path))
     datamodule = instantiate(config.data)
     generator = instantiate(config.generator, shape=datamodule.shape)
     if config.get("g_norm", "none") != "none":

@@ -19,10 +19,11 @@ def default_output(ckpt_path: str, checkpoint: str) -> str:
 
 
 def evaluate_checkpoint(ckpt_path: str, eval_cfg: Any, seed: int, device: torch.device,
-                        out: str | None = None, weights: str = "auto") -> dict:
+                        out: str | None = None, weights: str = "auto", trust: bool = False) -> dict:
     """Metrics of the ``eval:`` protocol for a checkpoint, saved to ``out`` (``weights``: auto =
-    EMA weights if any, ema, raw)."""
-    generator, datamodule, info = load_generator(ckpt_path, weights)
+    EMA weights if any, ema, raw; ``trust``: build whatever the checkpoint's config names, see
+    ``checkpoint.load_generator``)."""
+    generator, datamodule, info = load_generator(ckpt_path, weights, trust=trust)
     generator.to(device)
     evaluator = Evaluator.from_config(datamodule, eval_cfg)
     gen = torch.Generator().manual_seed(int(seed))

@@ -5,6 +5,8 @@ Knows data modules and metrics, nothing of Lightning: the LightningModule calls 
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import warnings
 from typing import Any, Callable, Iterator, Mapping
@@ -133,22 +135,34 @@ class Evaluator:
     def _reference_batches(self) -> Iterator[torch.Tensor]:
         return self.dm.reference_images(self.reference_split, self.num_samples, self.batch_size)
 
-    def _cache_path(self, name: str) -> str | None:
+    def reference_identity(self, name: str) -> str:
+        """Everything that defines suite ``name``'s reference statistics, as canonical JSON:
+        the data module's identity (source, folder, shape, preprocessing), split, sample count,
+        extractor and its weights. It keys the cache file and is stored inside it."""
+        facts = {"data": self.dm.reference_identity(), "split": self.reference_split,
+                 "n": self.num_samples, "extractor": self.protocol[name]["extractor"],
+                 "weights": str(self.protocol[name].get("weights"))}
+        return json.dumps(facts, sort_keys=True, default=str)
+
+    def _cache_path(self, name: str, identity: str) -> str | None:
+        """A readable name plus a hash of the identity (two folders never share a file)."""
         if not self.cache_dir:
             return None
         extractor = self.protocol[name]["extractor"]
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
         return os.path.join(self.cache_dir, "reference_stats",
                             f"{self.dataset}-{self.reference_split}-{extractor}-"
-                            f"{self.protocol['image_size']}px-n{self.num_samples}.pt")
+                            f"{self.protocol['image_size']}px-{digest}-n{self.num_samples}.pt")
 
     def prepare_reference(self, device: torch.device) -> None:
         if self._reference_ready:
             return
         todo = {}
+        identities = {name: self.reference_identity(name) for name in self.suites} if self.cache_dir else {}
         for name, (suite, _) in self.suites.items():
             suite.to(device)
-            path = self._cache_path(name)
-            if path and suite.load_real(path):
+            path = self._cache_path(name, identities.get(name, ""))
+            if path and suite.load_real(path, identities[name]):
                 self.protocol[name]["reference_cache"] = path
             else:
                 todo[name] = suite
@@ -157,9 +171,9 @@ class Evaluator:
                 for suite in todo.values():
                     suite.add_real(batch.to(device))
             for name, suite in todo.items():
-                path = self._cache_path(name)
+                path = self._cache_path(name, identities.get(name, ""))
                 if path:
-                    suite.save_real(path)
+                    suite.save_real(path, identities[name])
                     self.protocol[name]["reference_cache"] = path
         for name, (suite, _) in self.suites.items():
             self.protocol[name]["n_real"] = suite.n_real

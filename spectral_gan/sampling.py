@@ -23,12 +23,14 @@ def generate(generator, n: int, batch_size: int, seed: int, device: torch.device
 
 
 def write_samples(ckpt_path: str, out: str, n: int, batch_size: int, seed: int,
-                  device: torch.device, npz: bool = False, weights: str = "auto") -> dict:
+                  device: torch.device, npz: bool = False, weights: str = "auto",
+                  trust: bool = False) -> dict:
     """Write ``n`` samples of a checkpoint's generator under ``out`` (``weights``: auto = EMA
-    weights if any, ema, raw)."""
+    weights if any, ema, raw; ``trust``: build whatever the checkpoint's config names, see
+    ``checkpoint.load_generator``)."""
     if int(n) < 1:
         raise ConfigError(f"n must be a positive number of samples, got {n}")
-    generator, datamodule, info = load_generator(ckpt_path, weights)
+    generator, datamodule, info = load_generator(ckpt_path, weights, trust=trust)
     samples = generate(generator, int(n), int(batch_size), int(seed), device)
     os.makedirs(out, exist_ok=True)
     if samples.dim() == 4:

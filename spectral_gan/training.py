@@ -27,8 +27,24 @@ class TrainingDiverged(RuntimeError):
     """Training stopped on a non-finite loss; a checkpoint of the last finite state was saved."""
 
 
+# Top-level numbers read with int() all over; a non-number is refused first, in one sentence.
+INTEGER_KEYS = ("steps", "n_dis", "batch_size", "log_every", "sample_every", "checkpoint_every",
+                "seed")
+
+
+def check_integers(cfg: DictConfig) -> None:
+    """``steps=abc`` (or 2.5, or true) is a ConfigError naming the key, not a ValueError
+    traceback from the first ``int()``; whole numbers written as floats (``steps=1e4``) pass."""
+    for key in INTEGER_KEYS:
+        value = cfg.get(key)
+        whole = (isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
+        if isinstance(value, bool) or not whole:
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+
+
 def validate(cfg: DictConfig) -> GANSettings:
     """Reject settings that cannot train, before anything is built; the loop's settings."""
+    check_integers(cfg)
     if int(cfg.steps) < 1:
         raise ConfigError(f"steps must be a positive integer, got {cfg.steps}")
     if int(cfg.checkpoint_every) < 1:

@@ -59,6 +59,15 @@ def or_exit_on_config_error(task: Callable[[], Any]) -> Any:
         sys.exit(2)
 
 
+def trust_flag(cfg: DictConfig) -> bool:
+    """``trust_checkpoint``: whether a checkpoint's config may name code outside spectral_gan
+    (``spectral_gan.checkpoint_trust``); only ``true`` or ``false``, so a typo never trusts."""
+    value = cfg.get("trust_checkpoint", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"trust_checkpoint must be true or false, got {value!r}")
+    return value
+
+
 def pick_device(name: str) -> "torch.device":
     """``auto``: the GPU when there is one, else the CPU; otherwise the device named."""
     import torch

@@ -6,7 +6,7 @@ from omegaconf import DictConfig
 
 from spectral_gan import config_resolvers
 from spectral_gan.checkpoint_eval import evaluate_checkpoint
-from spectral_gan.cli.common import CONFIG_DIR, or_exit_on_config_error, pick_device
+from spectral_gan.cli.common import CONFIG_DIR, or_exit_on_config_error, pick_device, trust_flag
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
@@ -14,7 +14,7 @@ def _main(cfg: DictConfig) -> None:
     config_resolvers.register()
     result = or_exit_on_config_error(lambda: evaluate_checkpoint(
         cfg.ckpt_path, cfg.eval, cfg.seed, pick_device(cfg.device), cfg.out or None,
-        cfg.get("weights", "auto")))
+        cfg.get("weights", "auto"), trust_flag(cfg)))
     for name, value in result["metrics"].items():
         print(f"{name}: {value:.4f}")
     print(f"wrote {result['out']}")

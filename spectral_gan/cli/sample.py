@@ -5,7 +5,7 @@ import hydra
 from omegaconf import DictConfig
 
 from spectral_gan import config_resolvers
-from spectral_gan.cli.common import CONFIG_DIR, or_exit_on_config_error, pick_device
+from spectral_gan.cli.common import CONFIG_DIR, or_exit_on_config_error, pick_device, trust_flag
 from spectral_gan.sampling import write_samples
 
 
@@ -14,7 +14,7 @@ def _main(cfg: DictConfig) -> None:
     config_resolvers.register()
     result = or_exit_on_config_error(lambda: write_samples(
         cfg.ckpt_path, cfg.out, cfg.n, cfg.batch_size, cfg.seed, pick_device(cfg.device), cfg.npz,
-        cfg.get("weights", "auto")))
+        cfg.get("weights", "auto"), trust_flag(cfg)))
     print(f"wrote {result['n']} samples of generator step {result['gen_step']} "
           f"({result['generator_weights']} weights) to {result['out']}")
 

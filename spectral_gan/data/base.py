@@ -11,7 +11,8 @@ samples by index arithmetic, without loading them.
 """
 from __future__ import annotations
 
-from typing import Iterator
+import os
+from typing import Any, Iterator
 
 import pytorch_lightning as pl
 import torch
@@ -94,6 +95,8 @@ class GANDataModule(pl.LightningDataModule):
     dataset_name = "custom"  # the data= option; keys reference statistics and classifiers
     # Splits ``reference_images`` can read. A source without splits has only its training data.
     reference_splits: tuple[str, ...] = ("train",)
+    # Attributes that change which images ``reference_images`` yields (``reference_identity``).
+    reference_attrs: tuple[str, ...] = ()
 
     def __init__(self, batch_size: int = 64, batches_per_step: int = 1, num_workers: int = 0,
                  seed: int = 0) -> None:
@@ -120,6 +123,17 @@ class GANDataModule(pl.LightningDataModule):
         if split not in self.reference_splits:
             raise ConfigError(f"eval.reference_split={split!r} is not a split of data="
                               f"{self.dataset_name}; valid: {', '.join(self.reference_splits)}")
+
+    def reference_identity(self) -> dict[str, Any]:
+        """What defines this source's reference images, for the key of cached statistics: a
+        second folder or another preprocessing must not reuse the first one's statistics."""
+        identity: dict[str, Any] = {"source": f"{type(self).__module__}.{type(self).__qualname__}",
+                                    "dataset": self.dataset_name, "shape": list(self.shape)}
+        identity.update({name: getattr(self, name) for name in self.reference_attrs})
+        root = getattr(self, "root", None)
+        if root is not None:
+            identity["root"] = os.path.realpath(str(root))
+        return identity
 
     def reference_images(self, split: str, n: int, batch_size: int = 250) -> Iterator[torch.Tensor]:
         """The first ``n`` real samples of ``split``, in the dataset's order (not shuffled), in

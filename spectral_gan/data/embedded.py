@@ -34,6 +34,7 @@ class MNIST5kDataModule(InMemoryImages):
     """5,000 MNIST digits, 1 channel, 28 px padded (default) or resized to ``image_size``."""
 
     dataset_name = "mnist5k"
+    reference_attrs = ("resize",)
 
     def __init__(self, image_size: int = 32, resize: str = "pad", **kwargs) -> None:
         super().__init__(image_size=image_size, **kwargs)

@@ -16,6 +16,7 @@ class SyntheticImages(InMemoryImages):
     """``num_samples`` images of shape (channels, image_size, image_size), uniform in [-1, 1]."""
 
     dataset_name = "synthetic"
+    reference_attrs = ("num_samples", "seed")
 
     def __init__(self, channels: int = 3, image_size: int = 32, num_samples: int = 10_000,
                  **kwargs) -> None:

