@@ -125,3 +125,11 @@ def test_fid_checks_both_paths_before_scoring(inception_must_not_load, tmp_path,
         assert fid_cli.main(args) == 2
         err = capsys.readouterr().err
         assert message in err and str(stats) in err
+
+
+def test_missing_classifier_weights_say_how_to_restore_them(monkeypatch, tmp_path):
+    import spectral_gan.metrics.classifier as classifier
+
+    monkeypatch.setattr(classifier, "weights_path", lambda dataset: str(tmp_path / "gone.pt"))
+    with pytest.raises(ConfigError, match="no classifier weights for mnist5k.*eval.classifier=false"):
+        classifier.load_classifier("mnist5k")

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spectral_gan.errors import ConfigError
+
 WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
 FEATURE_DIM = 128
 
@@ -47,9 +49,10 @@ def weights_path(dataset: str) -> str:
 def load_classifier(dataset: str) -> DigitClassifier:
     path = weights_path(dataset)
     if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"no classifier weights for {dataset} at {path}; train them with "
-            f"`python scripts/train_classifier.py --dataset {dataset}`")
+        raise ConfigError(
+            f"no classifier weights for {dataset} at {path} (they ship with the package); "
+            f"restore them (`git checkout -- {os.path.relpath(path)}`) or retrain them with "
+            f"`python scripts/train_classifier.py --dataset {dataset}`, or set eval.classifier=false")
     model = DigitClassifier()
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.eval().requires_grad_(False)
