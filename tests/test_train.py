@@ -250,9 +250,6 @@ def test_default_experiment_gives_digits_on_three_seeds(default_runs):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="issue #12 still open: on 5 of 10 seeds one digit falls "
-                   "just outside 4-16% (8 under-made, 2 over-made; seed 1: 8 at 3.5%), "
-                   "see docs/results.md")
 def test_default_experiment_makes_every_digit_4_to_16_percent(default_runs):
     for run, _, q in default_runs:
         fractions = q.class_fractions
