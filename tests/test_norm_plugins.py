@@ -32,6 +32,8 @@ target: 1.0
 def toy_config(tmp_path: Path):
     """A config dir holding norm/toy.yaml, as a Hydra search-path override; the toy method is
     unregistered afterwards, so other tests see the built-in methods only."""
+    sys.modules.pop("tests.toy_norm", None)  # whatever an earlier test imported
+    WEIGHT_NORMS.pop("frobenius", None)
     saved = dict(WEIGHT_NORMS), dict(FEATURE_NORMS)
     (tmp_path / "conf" / "norm").mkdir(parents=True)
     (tmp_path / "conf" / "norm" / "toy.yaml").write_text(TOY_YAML)
