@@ -49,3 +49,10 @@ def run_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedPr
     env = dict(os.environ, SPECTRAL_GAN_OUTPUTS=str(cwd / "outputs"), PYTHONWARNINGS="ignore")
     return subprocess.run([sys.executable, "-m", "spectral_gan.cli.train", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def crash_mid_write(checkpoint, filepath) -> None:
+    """Stands in for torch's save: writes half a file, then fails like a full disk."""
+    with open(filepath, "wb") as f:
+        f.write(b"half a checkpoint")
+    raise OSError("disk full")

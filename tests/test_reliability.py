@@ -15,7 +15,7 @@ from spectral_gan.callbacks import AtomicCheckpointIO
 from spectral_gan.data import ImageFolderDataModule
 from spectral_gan.errors import ConfigError, DatasetNotFoundError
 from spectral_gan.training import TrainingDiverged, train
-from tests.conftest import run_cli
+from tests.conftest import crash_mid_write, run_cli
 from tests.test_train import RING, scalars
 
 
@@ -130,12 +130,7 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     io = AtomicCheckpointIO()
     io.save_checkpoint({"step": 1}, path)
 
-    def crash(checkpoint, filepath):
-        with open(filepath, "wb") as f:
-            f.write(b"half a checkpoint")
-        raise OSError("disk full")
-
-    monkeypatch.setattr("lightning_fabric.plugins.io.torch_io._atomic_save", crash)
+    monkeypatch.setattr("lightning_fabric.plugins.io.torch_io._atomic_save", crash_mid_write)
     with pytest.raises(OSError, match="disk full"):
         io.save_checkpoint({"step": 2}, path)
     assert torch.load(path, weights_only=True) == {"step": 1}  # the previous one, whole

@@ -24,7 +24,7 @@ from spectral_gan.errors import ConfigError
 from spectral_gan.metrics.registry import higher_is_better
 from spectral_gan.module import GAN
 from spectral_gan.training import train
-from tests.conftest import REPO
+from tests.conftest import crash_mid_write, REPO
 from tests.test_train import RING, scalars
 
 
@@ -161,12 +161,7 @@ def test_failed_checkpoint_write_leaves_no_temp_file_and_writes_are_fsynced(tmp_
     io.save_checkpoint({"step": 1}, tmp_path / "last.ckpt")
     assert len(synced) == 2  # the file, then its folder
 
-    def crash(checkpoint, filepath):
-        with open(filepath, "wb") as f:
-            f.write(b"half a checkpoint")
-        raise OSError("disk full")
-
-    monkeypatch.setattr("lightning_fabric.plugins.io.torch_io._atomic_save", crash)
+    monkeypatch.setattr("lightning_fabric.plugins.io.torch_io._atomic_save", crash_mid_write)
     with pytest.raises(OSError, match="disk full"):
         io.save_checkpoint({"step": 2}, tmp_path / "last.ckpt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
