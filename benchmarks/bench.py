@@ -178,7 +178,8 @@ def markdown(r: dict) -> str:
              f"SN-paper CNN (ch={r['ch']}), 32x32, batch {r['batch']}, n_dis 1, hinge; "
              f"{r['repeats']} interleaved rounds of {r['steps']} steps, median step time. "
              f"Reproduce: `make bench`.", "",
-             "| preset | step (ms) | steps/s | ratio vs none | target | peak RSS (MB) |",
+             "| preset | step (ms) | steps/s | ratio vs none | target | "
+             + ("peak CUDA memory (MB) |" if "CPU" not in r["device"] else "peak RSS (MB) |"),
              "|---|---|---|---|---|---|"]
     targets = {"sn": "<= 1.05", "osn": "<= 1.05", "bsn": "<= 1.08", "msn": "<= 1.08",
                "gp": "reported", "bn": "reported", "none": "1"}
@@ -228,6 +229,10 @@ def main() -> None:
     parser.add_argument("--scaling-steps", type=int, default=9)
     parser.add_argument("--peers", nargs="*", default=["cnn", "resnet"], choices=list(PEERS))
     parser.add_argument("--peer-repeats", type=int, default=2)
+    parser.add_argument("--section", default="bench",
+                        help="marker name of the docs/benchmarks.md section to rewrite (gpu-check "
+                             "writes bench-gpu, so the CPU table stays)")
+    parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "latest.json"))
     args = parser.parse_args()
     common = [f"batch_size={args.batch}", f"generator.ch={args.ch}", f"discriminator.ch={args.ch}"]
     per_round: dict[str, list[float]] = {p: [] for p in args.presets}
@@ -305,14 +310,15 @@ def main() -> None:
                          capture_output=True, text=True, cwd=ROOT)
     if fid.returncode == 0:
         result["fid"] = json.loads(fid.stdout)
-    out = ROOT / "benchmarks" / "results" / "latest.json"
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     doc = ROOT / "docs" / "benchmarks.md"
     text = doc.read_text()
-    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    start, end = f"<!-- {args.section}:start -->", f"<!-- {args.section}:end -->"
     table = f"{start}\n{markdown(result)}\n{end}"
     text = (text[:text.index(start)] + table + text[text.index(end) + len(end):]
-            if start in text else text.rstrip() + "\n\n## `make bench`\n\n" + table + "\n")
+            if start in text else text.rstrip() + f"\n\n## `make bench` ({args.section})\n\n" + table + "\n")
     doc.write_text(text)
     print(markdown(result))
 
