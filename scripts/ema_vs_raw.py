@@ -6,7 +6,7 @@
 For each run directory (seed0, seed1, ...) under the check's root: the per-digit fractions of
 2,000 samples, as the digit classifier assigns them (spectral_gan/report/digit_quality.py), of
 the final checkpoint's EMA weights, of its raw generator, and of the raw generator of every
-periodic checkpoint (gen_step=*.ckpt). This is how the default's EMA decay was chosen (issue
+periodic checkpoint (gen_step_*.ckpt, or gen_step=*.ckpt of runs before issue 16). This is how the default's EMA decay was chosen (issue
 #12, docs/results.md): with decay 0.999 from step 1000 of 1600, the EMA still held 55% of the
 step-1000 copy and inherited its under-drawn 8s, while the raw step-1600 generators were
 balanced.
@@ -49,7 +49,8 @@ def main() -> None:
             continue
         print(row(name, last, "ema"), flush=True)
         print(row(name, last, "raw"), flush=True)
-        for periodic in sorted(glob.glob(os.path.join(ckpts, "gen_step=*.ckpt"))):
+        for periodic in sorted(glob.glob(os.path.join(ckpts, "gen_step_*.ckpt"))
+                               + glob.glob(os.path.join(ckpts, "gen_step=*.ckpt"))):
             print(row(name, periodic, "raw"), flush=True)
 
 

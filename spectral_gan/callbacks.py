@@ -5,6 +5,7 @@ import json
 import os
 import resource
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -14,6 +15,7 @@ import torch
 import pytorch_lightning as pl
 from lightning_fabric.plugins import TorchCheckpointIO
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm, _update_n, convert_inf
 from pytorch_lightning.trainer.connectors.signal_connector import _HandlersCompose
 
 from spectral_gan.errors import ConfigError
@@ -168,8 +170,11 @@ class StepCheckpoint(ModelCheckpoint):
     - No version counter: stock ModelCheckpoint writes ``last-v1.ckpt`` beside an existing
       ``last.ckpt`` it did not write itself (a resume whose callback state did not carry over), so
       ``last.ckpt`` would keep an old step while ``ckpt_path=auto`` and requeued jobs read it.
-      A periodic ``gen_step=N.ckpt`` met again (a resume from an older checkpoint) is replaced by
-      the new state of that step.
+      A periodic ``gen_step_NNNNNN.ckpt`` met again (a resume from an older checkpoint) is replaced
+      by the new state of that step.
+    - Periodic names without ``=`` (``filename: gen_step_{gen_step:06.0f}`` with
+      ``auto_insert_metric_name: false``): Hydra's override grammar rejects an unquoted
+      ``ckpt_path=.../gen_step=001000.ckpt``, so every name this writes works as ``ckpt_path=``.
     - ``save_last_now``: the one way anything else (the interrupt handler) writes ``last.ckpt``.
     - Before an evaluation (``GAN.evaluation_due``), ``last.ckpt`` is saved: an evaluation that
       outlasts a cluster's grace period after SIGTERM then loses one step, not up to
@@ -197,20 +202,43 @@ class StepCheckpoint(ModelCheckpoint):
 
 
 class StepProgressBar(TQDMProgressBar):
-    """Progress in generator steps, with the total that ``steps=`` asked for."""
+    """Progress in generator steps, with the total that ``steps=`` asked for:
+    ``gen step 1200/10000  12%|█▏   | [01:10<08:10, 17.1 steps/s, loss_d=..., loss_g=...]``.
+
+    Lightning's bar counts batches of the current epoch (``Epoch 0: 0/20``, ``Epoch 1`` after a
+    resume); this one counts the module's generator steps, so a resume continues at its step.
+    """
+
+    BAR = ("gen step {n_fmt}/{total_fmt} {percentage:3.0f}%|{bar}| "
+           "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
+
+    def _total(self, trainer: pl.Trainer) -> int | None:
+        if trainer.max_steps and trainer.max_steps > 0:
+            return gen_steps(trainer.max_steps, trainer.lightning_module.n_dis)
+        return None
 
     @property
     def total_train_batches(self) -> int | float:
-        trainer = self.trainer
-        if trainer.max_steps and trainer.max_steps > 0:
-            return gen_steps(trainer.max_steps, trainer.lightning_module.n_dis)
-        return super().total_train_batches
+        total = self._total(self.trainer)
+        return super().total_train_batches if total is None else total
+
+    def init_train_tqdm(self) -> Tqdm:
+        return Tqdm(position=2 * self.process_position, disable=self.is_disabled, leave=True,
+                    dynamic_ncols=True, file=sys.stdout, smoothing=0, unit="step",
+                    bar_format=self.BAR, total=self._total(self.trainer),
+                    initial=self.trainer.lightning_module.gen_step)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, *args) -> None:
-        super().on_train_epoch_start(trainer, *args)
-        self.train_progress_bar.set_description("Training")
-        # Resume: start the bar at the restored generator step.
-        self.train_progress_bar.initial = trainer.lightning_module.gen_step
+        # One bar for the whole run: a new data epoch does not restart it.
+        bar = self.train_progress_bar
+        if bar.total is None:
+            bar.total = convert_inf(self.total_train_batches)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args) -> None:
+        n, bar = pl_module.gen_step, self.train_progress_bar
+        if bar is not None and self._should_update(n, bar.total):
+            _update_n(bar, n)
+            bar.set_postfix(self.get_metrics(trainer, pl_module))
 
 
 def peak_rss_mb() -> float:

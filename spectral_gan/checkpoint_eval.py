@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import sys
 from typing import Any
 
 import torch
@@ -19,13 +20,19 @@ def default_output(ckpt_path: str, checkpoint: str) -> str:
 
 
 def evaluate_checkpoint(ckpt_path: str, eval_cfg: Any, seed: int, device: torch.device,
-                        out: str | None = None, weights: str = "auto", trust: bool = False) -> dict:
+                        out: str | None = None, weights: str = "auto", trust: bool = False,
+                        progress: bool = False) -> dict:
     """Metrics of the ``eval:`` protocol for a checkpoint, saved to ``out`` (``weights``: auto =
     EMA weights if any, ema, raw; ``trust``: build whatever the checkpoint's config names, see
-    ``checkpoint.load_generator``)."""
+    ``checkpoint.load_generator``; ``progress``: bars on stderr, and on a CPU with Inception
+    the time it will take, measured first)."""
     generator, datamodule, info = load_generator(ckpt_path, weights, trust=trust)
     generator.to(device)
     evaluator = Evaluator.from_config(datamodule, eval_cfg)
+    evaluator.progress = progress
+    estimate = evaluator.inception_estimate(device) if progress else None
+    if estimate:
+        print(estimate, file=sys.stderr, flush=True)
     gen = torch.Generator().manual_seed(int(seed))
 
     @torch.no_grad()

@@ -161,7 +161,7 @@ class DivergenceGuard:
         if self.checkpoint:
             if self._weights_finite():
                 self.diverged["checkpoint"] = self.checkpoint
-                self._host.trainer.save_checkpoint(self.checkpoint)
+                self._host.trainer.save_checkpoint(self.checkpoint, weights_only=False)
             else:
                 self.diverged["reason"] += (
                     "; the weights themselves were already non-finite (an update overflowed), so "

@@ -8,11 +8,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+import time
 import warnings
 from typing import Any, Callable, Iterator, Mapping
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
 
 from spectral_gan.data.base import GANDataModule
 from spectral_gan.errors import ConfigError
@@ -70,6 +73,9 @@ class Evaluator:
         self.reference_split, self.cache_dir = reference_split, cache_dir
         self.points = datamodule.kind == "points"
         self.suites: dict[str, Any] = {}
+        # Progress bars (stderr) over the reference and the generated images: for the commands
+        # (spectral-gan-eval); off inside training, whose bar is the generator steps'.
+        self.progress = False
         self.protocol: dict[str, Any] = {"n_fake": self.num_samples, "dataset": dataset,
                                          "reference_split": reference_split}
         if self.points:
@@ -167,9 +173,11 @@ class Evaluator:
             else:
                 todo[name] = suite
         if todo:
-            for batch in self._reference_batches():
-                for suite in todo.values():
-                    suite.add_real(batch.to(device))
+            with self._bar(f"reference statistics ({self.reference_split})") as bar:
+                for batch in self._reference_batches():
+                    for suite in todo.values():
+                        suite.add_real(batch.to(device))
+                    bar.update(len(batch))
             for name, suite in todo.items():
                 path = self._cache_path(name, identities.get(name, ""))
                 if path:
@@ -178,6 +186,33 @@ class Evaluator:
         for name, (suite, _) in self.suites.items():
             self.protocol[name]["n_real"] = suite.n_real
         self._reference_ready = True
+
+    def _bar(self, what: str) -> tqdm:
+        return tqdm(total=self.num_samples, desc=what, unit="img", file=sys.stderr,
+                    disable=not self.progress, dynamic_ncols=True, smoothing=0.1)
+
+    def inception_estimate(self, device: torch.device) -> str | None:
+        """On a CPU with Inception on: how long one evaluation's Inception part will take,
+        measured on a small batch (a few seconds), as a sentence; None otherwise."""
+        if "inception" not in self.suites or torch.device(device).type != "cpu":
+            return None
+        suite, _ = self.suites["inception"]
+        net = suite.fid.inception  # the feature extractor torchmetrics calls
+        with torch.no_grad():
+            net(torch.zeros(2, *self.dm.shape))  # warm-up (allocations, TorchScript profiling)
+            started = time.perf_counter()
+            net(torch.zeros(8, *self.dm.shape))
+            rate = 8 / max(time.perf_counter() - started, 1e-6)
+        cached = bool(self.cache_dir) and os.path.isfile(
+            self._cache_path("inception", self.reference_identity("inception")) or "")
+        n = self.num_samples * (1 if cached else 2)
+        seconds = n / rate
+        took = (f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
+                if seconds >= 90 else f"{seconds:.0f} s")
+        images = (f"{self.num_samples:,} generated" if cached else
+                  f"{self.num_samples:,} generated + {self.num_samples:,} reference")
+        return (f"{images} images through Inception at ~{rate:.1f} images/s on this CPU: about "
+                f"{took}; eval.num_samples=<fewer> or eval.inception=false shortens it")
 
     # -- one evaluation -----------------------------------------------------------------------
     def _generated(self, generate: Generate) -> Iterator[torch.Tensor]:
@@ -196,9 +231,11 @@ class Evaluator:
         self.prepare_reference(device)
         for suite, _ in self.suites.values():
             suite.reset_fake()
-        for fake in self._generated(generate):
-            for suite, _ in self.suites.values():
-                suite.add_fake(fake.to(device))
+        with self._bar("generated samples") as bar:
+            for fake in self._generated(generate):
+                for suite, _ in self.suites.values():
+                    suite.add_fake(fake.to(device))
+                bar.update(len(fake))
         out: dict[str, float] = {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the rank warning is in the protocol

@@ -232,7 +232,7 @@ class GAN(pl.LightningModule):
             if is_improvement(primary, value, self.best_metric):
                 self.best_metric = value
                 if self.paths.best_checkpoint:
-                    self.trainer.save_checkpoint(self.paths.best_checkpoint)
+                    self.trainer.save_checkpoint(self.paths.best_checkpoint, weights_only=False)
             metrics[primary.replace("metrics/", "metrics/best_")] = self.best_metric
         self.last_metrics = metrics
         self.log_scalars({**metrics, **{k.replace("metrics/", "hp/"): v for k, v in metrics.items()}}, step)

@@ -1,5 +1,20 @@
 """Resuming a run from a checkpoint: refuse one that does not fit, continue in its run directory.
 
+``spectral-gan-train ckpt_path=<run dir>/checkpoints/<name>.ckpt`` alone resumes that run
+(``resume_overrides``, applied to the command line before Hydra composes it):
+
+- the config is the run's own: the overrides of its newest invocation (``.hydra/overrides.yaml``,
+  or ``.hydra/resume_<n>/overrides.yaml`` of a later resume), with the command line's on top
+  (``steps=60`` extends the run; a learning rate or a cadence may change too);
+- Hydra's output directory is the run directory, so ``train.log`` and the events continue there;
+  the original ``.hydra/`` is kept, and each resume writes its composed config to
+  ``.hydra/resume_<n>/`` (1, 2, ...; ``overrides.yaml`` there is the full list it ran with);
+- a ``ckpt_path`` value Hydra's grammar would reject unquoted (``gen_step=001000.ckpt`` of
+  older runs, a sweep job's ``0_norm=sn`` folder) is quoted for it.
+
+A checkpoint outside a ``checkpoints/`` folder (copied elsewhere) has no run to continue: the
+command line alone is the config, and the comparison below still guards it.
+
 A resume must continue the same run. What would change it silently is compared with the
 checkpoint's stored config (``spectral_gan_config``) before anything is built:
 
@@ -18,7 +33,10 @@ from __future__ import annotations
 import glob
 import math
 import os
+import re
 from typing import Any
+
+import yaml
 
 import torch
 from omegaconf import DictConfig, open_dict
@@ -68,9 +86,10 @@ def check_resumable(cfg: DictConfig, ckpt: dict[str, Any], path: str) -> None:
     diff = differences(ckpt["spectral_gan_config"], run_config(cfg), ckpt.get("state_dict", {}))
     if diff:
         raise ConfigError(f"checkpoint {path} does not match this config: {'; '.join(diff[:4])}"
-                          f"{' (and more)' if len(diff) > 4 else ''}. These settings fix what a "
-                          f"step is and which weights the checkpoint holds: resume with the "
-                          f"checkpoint's values, or start a new run without ckpt_path")
+                          f"{' (and more)' if len(diff) > 4 else ''}; a resume cannot change "
+                          f"what a step is or which weights the checkpoint holds (the networks, "
+                          f"normalization, data, n_dis, batch_size, EMA), so drop those "
+                          f"overrides or start a new run without ckpt_path")
 
 
 def newest_last_checkpoint(run_dir: str) -> str | None:
@@ -110,3 +129,108 @@ def prepare_resume(cfg: DictConfig) -> int:
         with open_dict(cfg):
             cfg.paths.run_dir = os.path.dirname(ckpt_dir)
     return gen_steps(ckpt.get("global_step", 0), cfg.n_dis)
+
+
+# -- the command line of a resume ----------------------------------------------------------------
+
+# Hydra's flags that take a value (the value is not an override).
+_VALUE_FLAGS = ("-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir", "--info",
+                "--experimental-rerun", "-c", "--cfg", "-p", "--package")
+_RESUME_DIR = re.compile(r"resume_(\d+)$")
+
+
+def hydra_quote(value: str) -> str:
+    """``value`` as a single-quoted Hydra string (quotes and the backslashes before them escaped)."""
+    escaped = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
+    return f"'{escaped}'"
+
+
+def _parse(override: str):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_overrides([override])[0]
+
+
+def quote_ckpt_path(override: str) -> str:
+    """``ckpt_path=<value>`` with the value quoted when Hydra's grammar would reject it bare
+    (``gen_step=001000.ckpt``, a folder named ``0_norm=sn,steps=20``); other overrides as given."""
+    key, sep, value = override.partition("=")
+    if not sep or key.lstrip("+") != "ckpt_path" or value[:1] in ("'", '"'):
+        return override
+    try:
+        _parse(override)
+        return override
+    except Exception:  # noqa: BLE001  Hydra's grammar error: quote it
+        return f"{key}={hydra_quote(value)}"
+
+
+def _split_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """(Hydra's flags with their values, the overrides)."""
+    flags, overrides, i = [], [], 0
+    while i < len(args):
+        if args[i].startswith("-"):
+            flags.append(args[i])
+            if args[i] in _VALUE_FLAGS and i + 1 < len(args):
+                flags.append(args[i + 1])
+                i += 1
+        else:
+            overrides.append(args[i])
+        i += 1
+    return flags, overrides
+
+
+def _saved_overrides(run_dir: str) -> tuple[list[str] | None, int]:
+    """The overrides of the run's newest invocation (None: no saved Hydra config), and the number
+    of resumes so far."""
+    hydra_dir = os.path.join(run_dir, ".hydra")
+    resumes = sorted((int(m.group(1)) for m in (_RESUME_DIR.match(d) for d in
+                      (os.listdir(hydra_dir) if os.path.isdir(hydra_dir) else [])) if m))
+    for sub in [f"resume_{n}" for n in reversed(resumes)] + [""]:
+        path = os.path.join(hydra_dir, sub, "overrides.yaml")
+        if os.path.isfile(path):
+            with open(path) as f:
+                saved = yaml.safe_load(f) or []
+            if isinstance(saved, list) and all(isinstance(o, str) for o in saved):
+                return saved, (resumes[-1] if resumes else 0)
+    return None, (resumes[-1] if resumes else 0)
+
+
+def resume_overrides(args: list[str]) -> list[str]:
+    """The command line ``spectral-gan-train <args>`` runs: with ``ckpt_path=<file>`` in a run's
+    ``checkpoints/`` folder, the run's own overrides first, then ``args``', and Hydra's output in
+    the run directory (``.hydra/resume_<n>/``). Other command lines come back as given, but for
+    a ``ckpt_path`` value that needs quoting."""
+    flags, overrides = _split_args(list(args))
+    overrides = [quote_ckpt_path(o) for o in overrides]
+    if any(f in ("-m", "--multirun") for f in flags):
+        return flags + overrides
+    try:
+        parsed = [_parse(o) for o in overrides]
+    except Exception:  # noqa: BLE001  Hydra reports the grammar error itself
+        return flags + overrides
+    ckpt = [p.value() for p in parsed if p.key_or_group == "ckpt_path"]
+    path = ckpt[-1] if ckpt else None
+    if not isinstance(path, str) or path == "auto" or not os.path.isfile(path):
+        return flags + overrides  # nothing to resume, auto, or a missing file (train says so)
+    ckpt_dir = os.path.dirname(os.path.abspath(path))
+    if os.path.basename(ckpt_dir) != "checkpoints":
+        return flags + overrides
+    run_dir = os.path.dirname(ckpt_dir)
+    for p in parsed:
+        if p.key_or_group == "hydra.run.dir" and os.path.abspath(str(p.value())) != run_dir:
+            raise ConfigError(f"hydra.run.dir={p.value()} but a resume continues in the "
+                              f"checkpoint's run directory {run_dir}: drop hydra.run.dir, or copy "
+                              f"the checkpoint elsewhere to start a new run from it")
+    saved, resumes = _saved_overrides(run_dir)
+    given = {p.key_or_group for p in parsed}
+    base = []
+    for o in saved or []:
+        try:
+            key = _parse(o).key_or_group
+        except Exception:  # noqa: BLE001  written by Hydra: parses; skip anything that does not
+            continue
+        if key not in given and key != "ckpt_path" and not key.startswith("hydra."):
+            base.append(o)
+    own = [o for o, p in zip(overrides, parsed) if p.key_or_group not in ("hydra.run.dir", "hydra.output_subdir")]
+    return flags + base + own + [f"hydra.run.dir={hydra_quote(run_dir)}",
+                                 f"hydra.output_subdir={hydra_quote(f'.hydra/resume_{resumes + 1}')}"]

@@ -5,22 +5,31 @@ from scripts and tests with a config from ``spectral_gan.cli.train.compose_train
 """
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from pytorch_lightning.accelerators import CPUAccelerator
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from spectral_gan.errors import ConfigError
 from spectral_gan.evaluation import Evaluator
 from spectral_gan.module import GAN
 from spectral_gan.norms import NormHook, generator_weight_norms, import_methods, normalize_all
+from spectral_gan.quiet import quiet_lightning
 from spectral_gan.resume import prepare_resume
 from spectral_gan.run_config import hparams_of, run_config
 from spectral_gan.settings import GANSettings, RunPaths
 from spectral_gan.speed import apply_speed_options, validate_speed
+
+
+log = logging.getLogger(__name__)
+_info = rank_zero_only(log.info)
 
 
 class TrainingDiverged(RuntimeError):
@@ -73,8 +82,12 @@ def build_evaluator(cfg: DictConfig, datamodule) -> Evaluator | None:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Build everything from ``cfg`` and fit. Returns the run's paths and final step."""
+    quiet_lightning(resuming=bool(cfg.get("ckpt_path")))
     settings = validate(cfg)
     resume_step = prepare_resume(cfg)
+    if cfg.get("ckpt_path"):
+        _info(f"Resuming {cfg.paths.run_dir} at generator step {resume_step} of {int(cfg.steps)} "
+              f"from {cfg.ckpt_path}")
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     datamodule.check_available()
@@ -83,11 +96,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("g_norm", "none") != "none":
         normalize_all(generator, NormHook(weight=cfg.g_norm))
     discriminator = instantiate(cfg.discriminator, shape=datamodule.shape, norm=instantiate(cfg.norm))
+    evaluator = build_evaluator(cfg, datamodule)
     module = GAN(
         generator, discriminator, instantiate(cfg.loss),
         g_optimizer=instantiate(cfg.optimizer.g), d_optimizer=instantiate(cfg.optimizer.d),
         settings=settings, paths=RunPaths(cfg.paths.run_dir),
-        evaluator=build_evaluator(cfg, datamodule), run_config=run_config(cfg),
+        evaluator=evaluator, run_config=run_config(cfg),
         hparams=hparams_of(cfg), reference_points=getattr(datamodule, "modes", None),
     )
     # After the module is built: its EMA copy of G is only sampled, so it stays uncompiled.
@@ -95,6 +109,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    if evaluator is not None and isinstance(trainer.accelerator, CPUAccelerator) and trainer.is_global_zero:
+        estimate = evaluator.inception_estimate(torch.device("cpu"))
+        if estimate:  # Inception on a CPU: say what each evaluation costs before it starts
+            _info(f"Evaluation (every {cfg.eval.get('every')} generator steps and at the end): {estimate}")
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     run_dir = cfg.paths.run_dir
     last = getattr(trainer.checkpoint_callback, "last_model_path", None)

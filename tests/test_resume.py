@@ -112,11 +112,11 @@ def test_resume_from_an_older_checkpoint_keeps_the_better_best_ckpt(cfg_factory,
     unbeatable = 1e9 if higher_is_better(primary) else -1e9
     best["best_metric"] = unbeatable
     torch.save(best, ckpts / "best.ckpt")
-    old = torch.load(ckpts / "gen_step=000002.ckpt", weights_only=True)
+    old = torch.load(ckpts / "gen_step_000002.ckpt", weights_only=True)
     old["best_metric"] = math.inf  # "none yet": any evaluation after the resume would improve
-    torch.save(old, ckpts / "gen_step=000002.ckpt")
+    torch.save(old, ckpts / "gen_step_000002.ckpt")
     resumed = train(cfg_factory(*RING, "steps=4", "eval.every=1",
-                                f"ckpt_path='{ckpts / 'gen_step=000002.ckpt'}'"))
+                                f"ckpt_path={ckpts / 'gen_step_000002.ckpt'}"))
     assert resumed["module"].best_metric == unbeatable
     kept = torch.load(ckpts / "best.ckpt", weights_only=True)
     assert kept["best_metric"] == unbeatable and kept["global_step"] == best["global_step"]
@@ -175,7 +175,7 @@ class _Host(nn.Module):
         super().__init__()
         self.w = nn.Parameter(torch.full((3,), weight))
         self.saved: list[str] = []
-        self.trainer = type("T", (), {"save_checkpoint": lambda _, p: self.saved.append(p),
+        self.trainer = type("T", (), {"save_checkpoint": lambda _, p, **kw: self.saved.append(p),
                                       "should_stop": False, "precision_plugin": None})()
 
     def log_scalars(self, metrics, step) -> None:

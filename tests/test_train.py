@@ -101,7 +101,7 @@ def test_resume_continues_step_count_and_logging(cfg_factory, tmp_path):
     steps = [s for s, _ in scalars(str(tmp_path))["loss/d"]]
     assert steps[-3:] == [5, 6, 7]  # same TensorBoard run, continued at the right step
     names = sorted(os.path.basename(p) for p in glob.glob(str(tmp_path / "checkpoints" / "*.ckpt")))
-    assert "gen_step=000002.ckpt" in names and "gen_step=000004.ckpt" in names and "gen_step=000006.ckpt" in names
+    assert {"gen_step_000002.ckpt", "gen_step_000004.ckpt", "gen_step_000006.ckpt"} <= set(names)
 
 
 def test_ema_generator_used_for_samples(cfg_factory):

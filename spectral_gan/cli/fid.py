@@ -22,7 +22,7 @@ from spectral_gan.metrics.inception import InceptionFeatures
 
 
 def _statistics(path: str, net: InceptionFeatures, args) -> tuple[np.ndarray, np.ndarray, int]:
-    mu, sigma, n, warnings = statistics(path, net, args.batch_size, args.device)
+    mu, sigma, n, warnings = statistics(path, net, args.batch_size, args.device, progress=True)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return mu, sigma, n

@@ -1,11 +1,14 @@
 """spectral-gan-sample: write generated images of a checkpoint as PNG files (and an .npz)."""
 from __future__ import annotations
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from spectral_gan import config_resolvers
 from spectral_gan.cli.common import CONFIG_DIR, or_exit_on_config_error, pick_device, trust_flag
+from spectral_gan.resume import quote_ckpt_path
 from spectral_gan.sampling import write_samples
 
 
@@ -14,12 +17,13 @@ def _main(cfg: DictConfig) -> None:
     config_resolvers.register()
     result = or_exit_on_config_error(lambda: write_samples(
         cfg.ckpt_path, cfg.out, cfg.n, cfg.batch_size, cfg.seed, pick_device(cfg.device), cfg.npz,
-        cfg.get("weights", "auto"), trust_flag(cfg)))
+        cfg.get("weights", "auto"), trust_flag(cfg), progress=True))
     print(f"wrote {result['n']} samples of generator step {result['gen_step']} "
           f"({result['generator_weights']} weights) to {result['out']}")
 
 
 def main() -> None:
+    sys.argv[1:] = [quote_ckpt_path(a) for a in sys.argv[1:]]  # gen_step=NNNNNN.ckpt of old runs
     _main()
 
 

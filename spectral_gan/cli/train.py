@@ -18,12 +18,15 @@ from omegaconf import DictConfig
 from spectral_gan import config_resolvers
 from spectral_gan.cli.common import CONFIG_DIR, compose_config, report_config_error
 from spectral_gan.errors import ConfigError
+from spectral_gan.resume import resume_overrides
 from spectral_gan.training import TrainingDiverged, train
 
 
 def compose_train_config(overrides: list[str], run_dir: str | None = None) -> DictConfig:
-    """The config ``spectral-gan-train <overrides>`` would run (see ``compose_config``)."""
-    return compose_config("train", overrides, run_dir)
+    """The config ``spectral-gan-train <overrides>`` would run (see ``compose_config``): a
+    ``ckpt_path`` in a run's ``checkpoints/`` folder brings that run's overrides
+    (``spectral_gan.resume.resume_overrides``)."""
+    return compose_config("train", resume_overrides(list(overrides)), run_dir)
 
 
 def _report(result: dict[str, Any], wall_s: float) -> None:
@@ -33,7 +36,7 @@ def _report(result: dict[str, Any], wall_s: float) -> None:
     if result.get("interrupted"):
         i = result["interrupted"]
         print(f"\nInterrupted by {i['signal']} after generator step {i['gen_step']}; saved "
-              f"{i['checkpoint']}. Resume with the same overrides plus ckpt_path={i['checkpoint']}")
+              f"{i['checkpoint']}. Resume with: spectral-gan-train ckpt_path={i['checkpoint']}")
         return
     minutes, seconds = divmod(round(wall_s), 60)
     print(f"\nTrained {result['gen_step']} generator steps in {minutes} min {seconds:02d} s. "
@@ -78,6 +81,13 @@ def _main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
+    # A resume (ckpt_path=<run>/checkpoints/...) runs with the run's own overrides, in its run
+    # directory: the command line is completed before Hydra reads it (spectral_gan.resume).
+    try:
+        sys.argv[1:] = resume_overrides(sys.argv[1:])
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     _main()
 
 

@@ -6,9 +6,11 @@ torchmetrics' (Heusel et al. 2017). ``.npz`` statistics use pytorch-fid's keys (
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import torch
+from tqdm import tqdm
 from torchmetrics.image.fid import _compute_fid
 
 from spectral_gan.errors import ConfigError
@@ -16,16 +18,21 @@ from spectral_gan.metrics.images import FolderImages
 from spectral_gan.metrics.inception import InceptionFeatures
 
 
-def folder_statistics(folder: str, net: InceptionFeatures, batch_size: int, device: str
-                      ) -> tuple[np.ndarray, np.ndarray, int, list[str]]:
-    """Mean and covariance (float64) of the folder's Inception features, streamed."""
+def folder_statistics(folder: str, net: InceptionFeatures, batch_size: int, device: str,
+                      progress: bool = False) -> tuple[np.ndarray, np.ndarray, int, list[str]]:
+    """Mean and covariance (float64) of the folder's Inception features, streamed
+    (``progress``: a bar on stderr, with the time left)."""
     images = FolderImages(folder, batch_size)
     total, outer, n = None, None, 0
+    bar = tqdm(total=len(images.paths), desc=os.path.basename(os.path.normpath(folder)) or folder,
+               unit="img", file=sys.stderr, disable=not progress, smoothing=0.1)
     for batch in images:
+        bar.update(len(batch))
         f = net(batch.to(device)).double().cpu()
         total = f.sum(0) if total is None else total + f.sum(0)
         outer = f.t() @ f if outer is None else outer + f.t() @ f
         n += len(f)
+    bar.close()
     if n == 0:
         raise ConfigError(f"none of the {len(images.paths)} images in {folder} could be read")
     if n < 2:
@@ -41,13 +48,13 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     return float(value)
 
 
-def statistics(path: str, net: InceptionFeatures, batch_size: int, device: str
-               ) -> tuple[np.ndarray, np.ndarray, int, list[str]]:
+def statistics(path: str, net: InceptionFeatures, batch_size: int, device: str,
+               progress: bool = False) -> tuple[np.ndarray, np.ndarray, int, list[str]]:
     """(mu, sigma, n, warnings) of an image folder or a saved ``.npz`` (n = -1 if not saved)."""
     if path.endswith(".npz"):
         with np.load(path) as f:
             return f["mu"], f["sigma"], int(f["n"]) if "n" in f else -1, []
-    mu, sigma, n, unreadable = folder_statistics(path, net, batch_size, device)
+    mu, sigma, n, unreadable = folder_statistics(path, net, batch_size, device, progress)
     warnings = []
     if unreadable:
         warnings.append(f"{len(unreadable)} unreadable image(s) in {path} skipped, e.g. {unreadable[0]}")
