@@ -54,8 +54,9 @@ bench: $(STAMP)
 bench-options: $(STAMP)
 	$(PY) benchmarks/options.py $(BENCH_ARGS)
 
-## On a machine with a CUDA GPU: every preset, AMP, DDP and resume with trainer=gpu, the default
-## on seeds 0-9 and the benchmark (about 8 minutes on an H100/H200): outputs/gpu_check/gpu_check.md.
+## On a machine with a CUDA GPU: the GPU-marked tests (pytest -m gpu), every preset, AMP, DDP and
+## resume with trainer=gpu, the default on seeds 0-9 and the benchmark (about 8 minutes on an
+## H100/H200): outputs/gpu_check/gpu_check.md. Without a GPU it says so and exits 0.
 GPU_CHECK_ARGS ?=
 gpu-check: $(STAMP)
 	$(PY) scripts/gpu_check.py $(GPU_CHECK_ARGS)

@@ -22,7 +22,6 @@ import io
 import json
 import logging
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,9 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # spectral_gan from this checkout, as the training subprocesses use
+
+from spectral_gan.hardware import cpu_model, describe, gpu_name  # noqa: E402
 PRESETS = ["none", "sn", "bsn", "msn", "osn", "gp", "bn"]
 MODEL = ["data=mnist5k", "generator=dcgan", "discriminator=dcgan", "loss=hinge", "n_dis=1"]
 # The peers' setting (StudioGAN's and Mimicry's SNGAN): 3-channel 32x32 random images, batch 64,
@@ -51,10 +53,10 @@ PEERS = {
 
 
 def timed_overrides(tmp: str, steps: int, device: str, warmup: int) -> list[str]:
-    """Quiet, evaluation-free settings and the StepTimer callback writing to ``tmp``."""
-    return [f"steps={steps}", "ema.decay=0", "eval.every=0", "eval.classifier=false",
-            "log_every=1000", "sample_every=100000", "checkpoint_every=100000",
-            "callbacks.progress_bar.refresh_rate=0", "trainer.enable_model_summary=false",
+    """Quiet, evaluation-free settings (configs/debug/quiet.yaml: no progress bar, model summary
+    or config tree, scalars every 1000 steps, no periodic samples, checkpoints or evaluation) and
+    the StepTimer callback writing to ``tmp``."""
+    return [f"steps={steps}", "debug=quiet", "ema.decay=0", "eval.classifier=false",
             f"trainer.accelerator={device}", f"hydra.run.dir={tmp}/run",
             "+callbacks.step_timer._target_=spectral_gan.callbacks.StepTimer",
             f"+callbacks.step_timer.path={tmp}/times.json", f"+callbacks.step_timer.warmup={warmup}"]
@@ -173,13 +175,21 @@ def bare_loop_in_subprocess(**kwargs) -> float:
     return float(proc.stdout.strip().splitlines()[-1])
 
 
+def on_gpu(r: dict) -> bool:
+    """Whether a result was measured on a GPU (results before the "gpu" key: by the device name)."""
+    return bool(r["gpu"]) if "gpu" in r else "CPU" not in r["device"]
+
+
 def markdown(r: dict) -> str:
-    lines = [f"Measured {r['date']} on {r['device']} ({r['threads']} threads), torch {r['torch']}; "
+    # "device" names the CPU model and its threads since results recorded "cpu"; before, only
+    # "CPU x86_64"-like names, so the thread count is added here for those.
+    where = r["device"] if "cpu" in r else f"{r['device']} ({r['threads']} threads)"
+    lines = [f"Measured {r['date']} on {where}, torch {r['torch']}; "
              f"SN-paper CNN (ch={r['ch']}), 32x32, batch {r['batch']}, n_dis 1, hinge; "
              f"{r['repeats']} interleaved rounds of {r['steps']} steps, median step time. "
              f"Reproduce: `make bench`.", "",
              "| preset | step (ms) | steps/s | ratio vs none | target | "
-             + ("peak CUDA memory (MB) |" if "CPU" not in r["device"] else "peak RSS (MB) |"),
+             + ("peak CUDA memory (MB) |" if on_gpu(r) else "peak RSS (MB) |"),
              "|---|---|---|---|---|---|"]
     targets = {"sn": "<= 1.05", "osn": "<= 1.05", "bsn": "<= 1.08", "msn": "<= 1.08",
                "gp": "reported", "bn": "reported", "none": "1"}
@@ -253,10 +263,13 @@ def main() -> None:
         bare.append(bare_loop_step_time(args.steps, args.batch, args.ch, args.device))
         print(f"round {round_ + 1} bare loop: {bare[-1] * 1000:.0f} ms", flush=True)
     sn_over_bare = [s / b for s, b in zip(per_round["sn"], bare)]
+    gpu = torch.cuda.is_available() and args.device != "cpu"
     result = {
         "date": time.strftime("%Y-%m-%d"),
-        "device": (torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu"
-                   else f"CPU {platform.processor() or platform.machine()}"),
+        # The GPU with the host CPU's model, or the CPU's model (platform.processor() is
+        # usually empty on Linux: spectral_gan.hardware reads /proc/cpuinfo).
+        "device": describe(gpu, torch.get_num_threads()), "cpu": cpu_model(), "cpu_cores": os.cpu_count(),
+        "gpu": gpu_name() if gpu else None,
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "ch": args.ch, "batch": args.batch, "steps": args.steps, "repeats": args.repeats,
         "presets": args.presets,

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
 import statistics
+import sys
 import time
 
 import torch
 
-from spectral_gan.metrics.classifier import load_classifier
-from spectral_gan.metrics.inception import InceptionFeatures
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from spectral_gan.hardware import cpu_model  # noqa: E402
+from spectral_gan.metrics.classifier import load_classifier  # noqa: E402
+from spectral_gan.metrics.inception import InceptionFeatures  # noqa: E402
 
 
 def rate(fn, images: torch.Tensor, repeats: int) -> float:
@@ -45,7 +48,8 @@ def main() -> None:
     grey = torch.rand(args.batch, 1, 32, 32, device=device) * 2 - 1
     with torch.no_grad():
         result = {
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU {cpu_model()}",
+            "cpu": cpu_model(), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
             "threads": torch.get_num_threads(),
             "batch": args.batch,
             "inception_images_per_s": round(rate(net, rgb, args.repeats), 1),

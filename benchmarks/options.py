@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from bench import ROOT, train_step_time
+from spectral_gan.hardware import cpu_model, describe, gpu_name
 
 # name: (overrides, GPU only, what it shows[, the variant it is measured against])
 VARIANTS = {
@@ -85,8 +86,8 @@ def main() -> None:
             print(f"round {round_ + 1} {n}: {res['median_s'] * 1000:.0f} ms", flush=True)
     result = {
         "date": time.strftime("%Y-%m-%d"),
-        "device": torch.cuda.get_device_name() if gpu else "CPU (2 threads)" if torch.get_num_threads() == 2
-        else f"CPU ({torch.get_num_threads()} threads)",
+        "device": describe(gpu, torch.get_num_threads()),
+        "cpu": cpu_model(), "gpu": gpu_name() if gpu else None,
         "torch": torch.__version__, "rounds": args.rounds, "steps": args.steps,
         "compile_warmup": args.compile_warmup,
         "variants": {n: {"what": VARIANTS[n][2], "step_ms": statistics.median(t) * 1000,

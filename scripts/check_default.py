@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from spectral_gan.hardware import describe  # noqa: E402
 from spectral_gan.report import digit_quality as dq  # noqa: E402
 
 EXPERIMENT = "mnist5k_sn"
@@ -91,12 +92,22 @@ def judge(results: list[dict], seed_names: list[str], real_is: float) -> float:
     return median
 
 
-def table(results: list[dict], median: float, real_is: float, when: str) -> str:
+GPU_OVERRIDES = ("trainer=gpu", "trainer.accelerator=gpu", "trainer.accelerator=cuda")
+
+
+def device_of(overrides: list[str]) -> str:
+    """What the runs train on, for the table: the GPU (and host CPU) or the CPU's model."""
+    return describe(gpu=any(o in GPU_OVERRIDES for o in overrides))
+
+
+def table(results: list[dict], median: float, real_is: float, when: str,
+          device: str | None = None) -> str:
     def mark(ok: bool) -> str:
         return "yes" if ok else "**no**"
 
+    where = device or f"{os.cpu_count()} CPU cores"  # checks saved before the device was recorded
     lines = [
-        f"Measured {when} by `make check-default` on {os.cpu_count()} CPU cores: each run is "
+        f"Measured {when} by `make check-default` on {where}: each run is "
         f"`spectral-gan-train experiment={EXPERIMENT}` with the override named, scored on 2,000 "
         f"EMA samples by the digit classifier. Real held-out digits score classifier IS "
         f"{real_is:.2f}, so the IS target (0.7x) is {dq.IS_TARGET * real_is:.2f}. Required: every "
@@ -146,7 +157,7 @@ def render(results_json: str, results_md: str) -> int:
     runs, real_is = saved["runs"], saved["real_heldout_is"]
     median = judge(runs, [r["name"] for r in runs if "," not in r["name"]], real_is)
     when = os.path.basename(os.path.dirname(os.path.abspath(results_json)))
-    body = table(runs, median, real_is, when[:10])
+    body = table(runs, median, real_is, when[:10], saved.get("device"))
     write_section(results_md, body)
     print(body)
     return 0 if all(r["verdict"]["passed"] for r in runs) else 1
@@ -182,6 +193,7 @@ def main() -> int:
     jobs += [(f"seed 0, {v}", [*VARIANTS[v][0], "seed=0", *args.overrides], VARIANTS[v][1])
              for v in variants]
     real_is = dq.real_heldout_is()
+    device = device_of(args.overrides)
     seed_names = [name for name, _, _ in jobs if "," not in name]
     done: dict[str, dict] = {}
     lock = threading.Lock()
@@ -191,11 +203,12 @@ def main() -> int:
         so a long check that is stopped still leaves its table)."""
         results = [done[name] for name, _, _ in jobs if name in done]
         median = judge(results, seed_names, real_is)
-        body = table(results, median, real_is, when[:10])
+        body = table(results, median, real_is, when[:10], device)
         if len(results) < len(jobs):
             body += f"\n\n(partial: {len(results)} of {len(jobs)} runs finished so far)"
         with open(os.path.join(root, "results.json"), "w") as f:
-            json.dump({"real_heldout_is": real_is, "median_fid": median, "runs": results}, f, indent=2)
+            json.dump({"real_heldout_is": real_is, "median_fid": median, "device": device,
+                       "runs": results}, f, indent=2)
         write_section(args.results, body)
         return body
 

@@ -38,10 +38,7 @@ SATURATED_LOSS, SATURATED_GRAD = 0.02, 0.01
 
 def early_run(seed: int, steps: int, log_every: int, overrides: list[str], run_dir: str) -> dict:
     cfg = compose_train_config([*overrides, f"seed={seed}", f"steps={steps}", f"log_every={log_every}",
-                                "eval.every=0", "eval.classifier=false", "logger=csv",
-                                "sample_every=1000000", "checkpoint_every=1000000",
-                                "callbacks.progress_bar.refresh_rate=0",
-                                "trainer.enable_model_summary=false"], run_dir)
+                                "debug=quiet", "eval.classifier=false", "logger=csv"], run_dir)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         result = train(cfg)
     with open(os.path.join(run_dir, "csv", "metrics.csv")) as f:

@@ -7,7 +7,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 HPARAM_GROUPS = ("data", "generator", "discriminator", "norm", "loss", "optimizer")
-HPARAM_KEYS = ("steps", "n_dis", "batch_size", "seed", "ema", "g_norm", "eval")
+HPARAM_KEYS = ("steps", "n_dis", "batch_size", "seed", "ema", "g_norm", "eval", "tags")
 # Stored in every checkpoint: what spectral-gan-sample / -eval need to rebuild the networks, and
 # what a resume compares (spectral_gan.resume).
 RUN_CONFIG_KEYS = ("data", "generator", "discriminator", "norm", "loss", "g_norm", "steps",

@@ -17,11 +17,12 @@ from spectral_gan.cli.train import compose_train_config
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Small, quiet settings for training tests on 2 CPU cores.
+# Small, quiet settings for training tests on 2 CPU cores: configs/debug/quiet.yaml (no progress
+# bar, model summary or config tree; evaluation at the end only), logging, samples and
+# checkpoints at every step or two, a small evaluation.
 FAST = [
+    "debug=quiet",
     "trainer.accelerator=cpu",
-    "trainer.enable_model_summary=false",
-    "callbacks.progress_bar.refresh_rate=0",
     "log_every=1",
     "sample_every=2",
     "checkpoint_every=2",
@@ -45,8 +46,11 @@ def cfg_factory(tmp_path: Path) -> Callable[..., DictConfig]:
 
 
 def run_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run spectral-gan-train as a user would, outputs under cwd."""
+    """Run spectral-gan-train as a user would, outputs under cwd; no config tree printed unless
+    the arguments ask for one (extras.print_config=true)."""
     env = dict(os.environ, SPECTRAL_GAN_OUTPUTS=str(cwd / "outputs"), PYTHONWARNINGS="ignore")
+    if not any(a.startswith("extras.print_config=") for a in args):
+        args = (*args, "extras.print_config=false")
     return subprocess.run([sys.executable, "-m", "spectral_gan.cli.train", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 

@@ -61,3 +61,25 @@ def test_options_variants_are_measured_against_their_baseline():
     assert options.baseline("norm=msn compile=true", ["defaults", "norm=msn"]) == "norm=msn"
     assert options.baseline("norm=msn compile=true", ["defaults"]) == "defaults"
     assert options.baseline("bf16-mixed", ["defaults", "norm=msn"]) == "defaults"
+
+
+def test_results_name_the_cpu_model(tmp_path):
+    from spectral_gan.hardware import cpu_model, describe
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC  7B13\n")
+    assert cpu_model(str(info)) == "AMD EPYC 7B13"
+    assert cpu_model(str(tmp_path / "absent")) != ""  # platform.processor() or the architecture
+    assert describe(gpu=False, threads=2).startswith(f"CPU {cpu_model()} (")
+    result = {"date": "2026-01-01", "device": "CPU AMD EPYC 7B13 (2 cores, 2 torch threads)",
+              "cpu": "AMD EPYC 7B13", "gpu": None, "threads": 2, "torch": "2.x", "ch": 64,
+              "batch": 64, "steps": 12, "repeats": 1, "presets": ["none", "sn"],
+              "step_ms": {"none": 100.0, "sn": 100.0}, "norm_ratio_vs_none": {"none": 1.0, "sn": 1.0},
+              "framework_ratio_vs_bare_loop": 1.0, "bare_loop_ms": 100.0,
+              "peak_rss_mb": {"none": 900.0, "sn": 900.0},
+              "scaling": {"batch": {}, "width": {}}}
+    table = bench.markdown(result)
+    assert table.startswith("Measured 2026-01-01 on CPU AMD EPYC 7B13 (2 cores, 2 torch threads), torch")
+    assert "peak RSS (MB)" in table
+    assert "peak CUDA memory" in bench.markdown({**result, "gpu": "NVIDIA H100",
+                                                 "device": "NVIDIA H100, host CPU AMD EPYC 7B13"})

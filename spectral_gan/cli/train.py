@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from spectral_gan import config_resolvers
 from spectral_gan.cli.common import CONFIG_DIR, compose_config, report_config_error
+from spectral_gan.config_tree import print_config_tree
 from spectral_gan.errors import ConfigError
 from spectral_gan.resume import resume_overrides
 from spectral_gan.training import TrainingDiverged, train
@@ -56,6 +57,8 @@ def _main(cfg: DictConfig) -> float | None:
     # drops resolvers registered at import time in some launch paths: register again here.
     config_resolvers.register()
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    if (cfg.get("extras") or {}).get("print_config"):
+        print_config_tree(cfg)
     started = time.monotonic()
     try:
         result = train(cfg)

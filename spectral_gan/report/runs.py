@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-IGNORED_OVERRIDES = ("seed", "hydra.", "callbacks.progress_bar", "ckpt_path", "trainer.")
+IGNORED_OVERRIDES = ("seed", "hydra.", "callbacks.progress_bar", "ckpt_path", "trainer.", "extras.")
 
 
 @dataclass
