@@ -6,7 +6,7 @@ from omegaconf import DictConfig
 
 from spectral_gan import config_resolvers
 from spectral_gan.checkpoint_eval import evaluate_checkpoint
-from spectral_gan.cli.common import CONFIG_DIR, or_exit_on_config_error, pick_device, trust_flag
+from spectral_gan.cli.common import CONFIG_DIR, exit_if_plugin_missing, or_exit_on_config_error, pick_device, trust_flag
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
@@ -21,6 +21,7 @@ def _main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    exit_if_plugin_missing("eval")
     _main()
 
 

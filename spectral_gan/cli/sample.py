@@ -5,7 +5,7 @@ import hydra
 from omegaconf import DictConfig
 
 from spectral_gan import config_resolvers
-from spectral_gan.cli.common import CONFIG_DIR, or_exit_on_config_error, pick_device, trust_flag
+from spectral_gan.cli.common import CONFIG_DIR, exit_if_plugin_missing, or_exit_on_config_error, pick_device, trust_flag
 from spectral_gan.sampling import write_samples
 
 
@@ -20,6 +20,7 @@ def _main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    exit_if_plugin_missing("sample")
     _main()
 
 

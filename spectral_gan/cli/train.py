@@ -16,7 +16,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from spectral_gan import config_resolvers
-from spectral_gan.cli.common import CONFIG_DIR, compose_config, report_config_error
+from spectral_gan.cli.common import (CONFIG_DIR, compose_config, exit_if_plugin_missing,
+                                     report_config_error)
 from spectral_gan.errors import ConfigError
 from spectral_gan.training import TrainingDiverged, train
 
@@ -78,6 +79,7 @@ def _main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
+    exit_if_plugin_missing("train")
     _main()
 
 
