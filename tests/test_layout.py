@@ -48,3 +48,14 @@ def test_console_scripts_point_into_the_cli_package():
     assert set(scripts) == {f"spectral-gan-{c}" for c in ("train", "sample", "eval", "fid", "compare")}
     assert all(target.startswith("spectral_gan.cli.") and target.endswith(":main")
                for target in scripts.values())
+
+
+def test_pyproject_lists_every_package_and_maps_the_configs_into_the_wheel():
+    import tomllib
+
+    setuptools = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = {".".join(p.relative_to(PACKAGE.parent).parts) for p in [PACKAGE, *PACKAGE.rglob("*")]
+             if p.is_dir() and (p / "__init__.py").exists()}
+    assert set(setuptools["packages"]) == found | {"spectral_gan.configs"}, \
+        "a package under spectral_gan/ is missing from [tool.setuptools] packages"
+    assert setuptools["package-dir"] == {"spectral_gan.configs": "configs"}

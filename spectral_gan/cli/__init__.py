@@ -7,5 +7,6 @@
 - ``spectral-gan-compare`` (``cli/compare.py``): ``spectral_gan.report``
 
 ``cli/common.py`` holds what they share: where the configs are, composing one without launching
-it, turning a ConfigError into one line and exit status 2.
+it, turning a ConfigError into one line and exit status 2, and naming the extra to install when a
+config needs a Hydra plugin that is missing.
 """

@@ -1,18 +1,35 @@
-"""What the commands share: the config directory, composing a config, clean config-error exits."""
+"""What the commands share: the config directory, composing a config, clean config-error exits,
+a one-line hint when a Hydra plugin that a config needs is not installed."""
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from spectral_gan.errors import ConfigError
 
-# configs/ beside the package (the repository layout; the package is installed editable).
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                          "configs")
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def find_config_dir() -> str:
+    """The configs the commands compose: ``spectral_gan/configs`` in an installed wheel (the
+    build maps the repository's top-level ``configs/`` there, see pyproject.toml), else
+    ``configs/`` beside the package (a source checkout, on ``PYTHONPATH`` or installed editable)."""
+    candidates = [os.path.join(_PACKAGE_DIR, "configs"),
+                  os.path.join(os.path.dirname(_PACKAGE_DIR), "configs")]
+    for path in candidates:
+        if os.path.isfile(os.path.join(path, "train.yaml")):
+            return path
+    raise RuntimeError(f"spectral_gan's configs are missing (looked in {' and '.join(candidates)}); "
+                       "reinstall the package")
+
+
+CONFIG_DIR = find_config_dir()
 
 
 def compose_config(config_name: str, overrides: list[str], run_dir: str | None = None) -> DictConfig:
@@ -78,3 +95,67 @@ def pick_device(name: str) -> "torch.device":
         return torch.device(name)
     except RuntimeError as err:
         raise ConfigError(f"device={name!r} is not a device ({err}); use auto, cpu, cuda or cuda:N") from None
+
+
+# Hydra plugins are optional extras (pyproject.toml): the config each registers, the module that
+# registers it, the distribution and the extra that installs it.
+PLUGINS = {
+    "hydra/launcher/joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "sweeps"),
+    "hydra/launcher/submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher",
+                                      "slurm"),
+    "hydra/launcher/submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher",
+                                      "slurm"),
+    "hydra/sweeper/optuna": ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper", "optuna"),
+}
+_MISSING_CONFIG = re.compile(r"Could not (?:load|find) '([\w/-]+)'")
+
+
+def plugin_installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # hydra_plugins itself absent
+        return False
+
+
+def missing_plugin_hint(message: str) -> str | None:
+    """One sentence naming the extra to install, if Hydra's error ``message`` is a config that a
+    plugin registers (``Could not load 'hydra/launcher/joblib'``) and that plugin is missing."""
+    match = _MISSING_CONFIG.search(message)
+    if match is None or match.group(1) not in PLUGINS:
+        return None
+    module, dist, extra = PLUGINS[match.group(1)]
+    if plugin_installed(module):
+        return None
+    return (f"the config {match.group(1)} comes from the Hydra plugin {dist}, which is not "
+            f"installed: pip install 'spectral-gan[{extra}]' (in a source checkout: "
+            f"pip install '.[{extra}]')")
+
+
+def exit_if_plugin_missing(config_name: str, argv: Sequence[str] | None = None) -> None:
+    """Before Hydra starts: if a Hydra plugin is not installed and the command line's config needs
+    it, say which extra to install in one line and exit with status 2 (Hydra itself would print
+    a missing-config error and the search path). Costs nothing when every plugin is installed."""
+    if all(plugin_installed(module) for module, _, _ in PLUGINS.values()):
+        return
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    def refuse(message: str) -> None:  # argparse would print and exit; Hydra reports it instead
+        raise ValueError(message)
+
+    parser = get_args_parser()
+    parser.error = refuse  # type: ignore[method-assign]
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        if args.config_path or args.config_name or args.config_dir:
+            return  # another config than ours: leave it to Hydra
+        overrides = [o.input_line for o in OverridesParser.create().parse_overrides(args.overrides)
+                     if not o.is_sweep_override()]
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            compose(config_name=config_name, overrides=overrides)
+    except Exception as err:  # noqa: BLE001  anything else is Hydra's to report as usual
+        hint = missing_plugin_hint(str(err))
+        if hint is not None:
+            print(f"error: {hint}", file=sys.stderr)
+            sys.exit(2)

@@ -7,7 +7,7 @@ import hydra
 from omegaconf import DictConfig
 
 from spectral_gan import config_resolvers
-from spectral_gan.cli.common import CONFIG_DIR, or_exit_on_config_error, pick_device, trust_flag
+from spectral_gan.cli.common import CONFIG_DIR, exit_if_plugin_missing, or_exit_on_config_error, pick_device, trust_flag
 from spectral_gan.resume import quote_ckpt_path
 from spectral_gan.sampling import write_samples
 
@@ -24,6 +24,7 @@ def _main(cfg: DictConfig) -> None:
 
 def main() -> None:
     sys.argv[1:] = [quote_ckpt_path(a) for a in sys.argv[1:]]  # gen_step=NNNNNN.ckpt of old runs
+    exit_if_plugin_missing("sample")
     _main()
 
 

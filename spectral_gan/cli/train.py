@@ -16,7 +16,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from spectral_gan import config_resolvers
-from spectral_gan.cli.common import CONFIG_DIR, compose_config, report_config_error
+from spectral_gan.cli.common import (CONFIG_DIR, compose_config, exit_if_plugin_missing,
+                                     report_config_error)
 from spectral_gan.config_tree import print_config_tree
 from spectral_gan.errors import ConfigError
 from spectral_gan.resume import resume_overrides
@@ -91,6 +92,7 @@ def main() -> None:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    exit_if_plugin_missing("train")
     _main()
 
 

