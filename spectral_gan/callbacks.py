@@ -13,12 +13,14 @@ from typing import Any
 import torch
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm, _update_n, convert_inf
 from pytorch_lightning.plugins import TorchCheckpointIO  # lightning_fabric's, re-exported
 from pytorch_lightning.trainer.connectors.signal_connector import _HandlersCompose
 
 from spectral_gan.errors import ConfigError
+from spectral_gan.metrics.registry import higher_is_better
+from spectral_gan.resume import stored_best
 from spectral_gan.schedule import gen_steps
 
 
@@ -131,7 +133,8 @@ class GracefulInterrupt(Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.flag.setup()
-        if not isinstance(trainer.checkpoint_callback, StepCheckpoint) or not trainer.checkpoint_callback.save_last:
+        saver = step_checkpoint(trainer)
+        if saver is None or not saver.save_last:
             raise ConfigError("callbacks.interrupt saves through callbacks.model_checkpoint: keep a "
                               "spectral_gan.callbacks.StepCheckpoint with save_last=true")
         if threading.current_thread() is not threading.main_thread():
@@ -150,7 +153,7 @@ class GracefulInterrupt(Callback):
         signum = self.flag.reduced()
         if not signum:
             return
-        path = trainer.checkpoint_callback.save_last_now(trainer)
+        path = step_checkpoint(trainer).save_last_now(trainer)
         pl_module.interrupted = {"signal": signal.Signals(signum).name,
                                  "gen_step": pl_module.gen_step, "checkpoint": path}
         trainer.should_stop = True
@@ -199,6 +202,141 @@ class StepCheckpoint(ModelCheckpoint):
         super().on_train_end(trainer, pl_module)
         if self.save_last and self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+def step_checkpoint(trainer: pl.Trainer) -> StepCheckpoint | None:
+    """The run's StepCheckpoint (the writer of ``last.ckpt``), wherever it is in the list."""
+    return next((c for c in trainer.checkpoint_callbacks if isinstance(c, StepCheckpoint)), None)
+
+
+def _mode(monitor: str, mode: str | None) -> str:
+    """``mode`` as given, else the metric's direction from ``spectral_gan/metrics/registry.py``."""
+    if mode is not None:
+        return mode
+    try:
+        return "max" if higher_is_better(monitor) else "min"
+    except KeyError:
+        raise ConfigError(f"monitor={monitor} is not an evaluation metric with a known direction; "
+                          f"give mode=min or mode=max") from None
+
+
+def _primary(pl_module: pl.LightningModule) -> str | None:
+    evaluator = getattr(pl_module, "evaluator", None)
+    return evaluator.primary if evaluator is not None else None
+
+
+def _evaluated_now(pl_module: pl.LightningModule) -> bool:
+    """Whether the training step that just ended evaluated (a module without evaluations, any
+    LightningModule: every step counts)."""
+    if not hasattr(pl_module, "evaluated_step"):
+        return True
+    return pl_module.evaluated_step is not None and pl_module.evaluated_step == pl_module.gen_step
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """``best.ckpt``: Lightning's ModelCheckpoint with ``save_top_k=1`` on a logged metric.
+
+    - ``monitor``: a metric in ``trainer.callback_metrics`` (``metrics/fid_classifier``,
+      ``metrics/is_classifier`` ...); None: the evaluator's primary metric (none: no best.ckpt).
+    - ``mode``: None takes the metric's direction from ``spectral_gan/metrics/registry.py``.
+    - Considered after each evaluation (the metric's value is new then); a tie keeps the earlier
+      checkpoint. Written through the trainer, so atomically (AtomicCheckpointIO).
+    - On a resume from a checkpoint older than ``best.ckpt``, the better score of the two is
+      kept: a worse evaluation after the resume does not replace the file.
+    """
+
+    def __init__(self, dirpath: str | None = None, filename: str = "best", monitor: str | None = None,
+                 mode: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("save_top_k", 1)
+        kwargs.setdefault("enable_version_counter", False)
+        kwargs.setdefault("auto_insert_metric_name", False)
+        super().__init__(dirpath=dirpath, filename=filename, monitor=monitor,
+                         mode=_mode(monitor, mode) if monitor else "min", every_n_train_steps=0,
+                         every_n_epochs=0, save_on_train_epoch_end=False, **kwargs)
+        self._mode_given = mode
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.monitor is None:
+            self.monitor = _primary(pl_module)
+            if self.monitor is not None:
+                mode = _mode(self.monitor, self._mode_given)
+                self.mode, self.kth_value = mode, torch.tensor(torch.inf if mode == "min" else -torch.inf)
+        super().setup(trainer, pl_module, stage)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        if self.monitor is None or trainer.ckpt_path is None:
+            return
+        path = os.path.join(self.dirpath, self.filename + self.FILE_EXTENSION)
+        on_disk = self._score_on_disk(path, pl_module)
+        current = None if self.best_model_score is None else float(self.best_model_score)
+        better = on_disk is not None and (
+            current is None or (on_disk > current if self.mode == "max" else on_disk < current))
+        if better:
+            score = torch.tensor(on_disk)
+            self.best_k_models = {path: score}
+            self.best_model_path = self.kth_best_model_path = path
+            self.best_model_score = self.kth_value = score
+
+    def _score_on_disk(self, path: str, pl_module: pl.LightningModule) -> float | None:
+        """The score ``best.ckpt`` was saved with: this callback's state in it, or (files of
+        earlier versions) the module's ``best_metric`` when the monitor is the primary metric."""
+        if not os.path.isfile(path):
+            return None
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:  # noqa: BLE001  a corrupt best.ckpt is replaced by the next best
+            return None
+        state = (ckpt.get("callbacks") or {}).get(self.state_key) or {}
+        score = state.get("best_model_score")
+        if score is not None:
+            return float(score)
+        return stored_best(path) if self.monitor == _primary(pl_module) else None
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args) -> None:
+        if (self.monitor is None or self._should_skip_saving_checkpoint(trainer)
+                or not _evaluated_now(pl_module) or self.monitor not in trainer.callback_metrics):
+            return
+        self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        pass  # nothing but improvements is saved
+
+
+class EvalEarlyStopping(EarlyStopping):
+    """Lightning's EarlyStopping, checked after each evaluation instead of at epoch ends (the
+    data loaders never end an epoch): ``patience`` counts evaluations without improvement.
+
+    ``monitor`` None: the evaluator's primary metric; ``mode`` None: the metric's direction from
+    ``spectral_gan/metrics/registry.py``. Stock ``EarlyStopping`` also reads the metrics (they are
+    in ``trainer.callback_metrics``) but checks only when an epoch ends.
+    """
+
+    def __init__(self, monitor: str | None = None, mode: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("check_on_train_epoch_end", False)
+        super().__init__(monitor=monitor or "", mode=_mode(monitor, mode) if monitor else "min", **kwargs)
+        self._mode_given = mode
+        self._min_delta_given = abs(self.min_delta)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if not self.monitor:
+            self.monitor = _primary(pl_module) or ""
+            if self.monitor:
+                self.mode = _mode(self.monitor, self._mode_given)
+                self.min_delta = self._min_delta_given * (1 if self.mode == "max" else -1)
+                self.best_score = torch.tensor(-torch.inf if self.mode == "max" else torch.inf)
+        if not self.monitor:
+            raise ConfigError("callbacks.early_stopping needs a monitor: this run has no "
+                              "evaluation metric (set eval.classifier/eval.inception, or monitor=...)")
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args) -> None:
+        if self._should_skip_check(trainer) or not _evaluated_now(pl_module):
+            return
+        self._run_early_stopping_check(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        pass
 
 
 class StepProgressBar(TQDMProgressBar):

@@ -95,6 +95,8 @@ class GAN(pl.LightningModule):
         self._hparams_logged = False
         self._data_diversity: float | None = None  # of the first real batch (health checks)
         self._stalled_logs = 0  # consecutive log steps with D's gradient vanished
+        self.evaluated_step: int | None = None  # generator step of the last evaluation
+        self._step_in_progress: int | None = None  # generator step of the running training_step
         self.health_reasons: list[str] = []
 
     # -- optimizers and step counts -----------------------------------------------------------
@@ -210,6 +212,9 @@ class GAN(pl.LightningModule):
 
     # -- set-up, evaluation, health -----------------------------------------------------------
     def on_train_start(self) -> None:
+        # Which steps log is decided here (log_every, eval.every, events): Lightning writes each
+        # step that logged something, in generator steps (the logged ``step`` is the x-axis).
+        self.trainer.log_every_n_steps = 1
         restore_rng(self._pending_rng)
         self._pending_rng = None
         self.guard.setup(self, self.optimizers(), self.device)
@@ -220,6 +225,18 @@ class GAN(pl.LightningModule):
             self.evaluator.prepare_reference(self.device)  # protocol complete before hparams
             self.run_hparams = {**self.run_hparams, "eval_protocol": self.evaluator.protocol}
 
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Lightning keeps each value logged in training_step and hands it to the loggers again
+        # at every later step; forgotten here, each step writes only what it logged itself.
+        # callback_metrics keep the last value of each (the trainer's own copy).
+        results = self.trainer._results
+        if results is not None:
+            results.reset(metrics=False, fx="training_step")
+        self._step_in_progress = self.gen_step + 1
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        self._step_in_progress = None
+
     def run_evaluation(self, step: int) -> dict[str, float]:
         # Fixed evaluation noise from its own generator: the training RNG stream stays untouched.
         gen = torch.Generator().manual_seed(self.seed + 1)
@@ -228,13 +245,14 @@ class GAN(pl.LightningModule):
             self.device)
         primary = self.evaluator.primary
         if primary in metrics:
+            # The best so far, for the metrics/best_* curve; best.ckpt is written by
+            # spectral_gan.callbacks.BestCheckpoint (a ModelCheckpoint) from callback_metrics.
             value = metrics[primary]
             if is_improvement(primary, value, self.best_metric):
                 self.best_metric = value
-                if self.paths.best_checkpoint:
-                    self.trainer.save_checkpoint(self.paths.best_checkpoint, weights_only=False)
             metrics[primary.replace("metrics/", "metrics/best_")] = self.best_metric
         self.last_metrics = metrics
+        self.evaluated_step = step  # callbacks that act on evaluations (BestCheckpoint) read it
         self.log_scalars({**metrics, **{k.replace("metrics/", "hp/"): v for k, v in metrics.items()}}, step)
         self.check_health(step, metrics)
         return metrics
@@ -303,8 +321,18 @@ class GAN(pl.LightningModule):
         self.log_scalars({**metrics, **hp}, step)
 
     def log_scalars(self, metrics: dict[str, Any], step: int) -> None:
-        """Scalars to every logger at generator step ``step``."""
-        run_logging.log_scalars(self.loggers, metrics, step)
+        """Scalars at generator step ``step``, through ``self.log``: to every logger (a logged
+        ``step`` is the loggers' x-axis) and to ``trainer.callback_metrics``, which
+        ModelCheckpoint(monitor=...) and EarlyStopping(monitor=...) read.
+
+        A training step writes at its own generator step. Scalars of another step go straight
+        to the loggers at that step: an event the deferred divergence check reports for the
+        earlier step it happened at, or a call outside training (``check_health`` after fit)."""
+        if step != self._step_in_progress:
+            run_logging.log_scalars(self.loggers, metrics, step)
+            return
+        values = {k: torch.tensor(v) for k, v in as_floats(metrics).items()}  # on the CPU: no syncs
+        self.log_dict({**values, "step": torch.tensor(float(step))}, on_step=True, on_epoch=False)
 
     # -- samples ------------------------------------------------------------------------------
     @property

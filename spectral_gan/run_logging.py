@@ -18,6 +18,8 @@ def as_floats(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def log_scalars(loggers: Iterable[Logger], metrics: dict[str, Any], step: int) -> None:
+    """Straight to the loggers, at ``step``: for scalars outside a training step's own logging
+    (``GAN.log_scalars`` sends the rest through Lightning's ``self.log``)."""
     metrics = as_floats(metrics)
     for logger in loggers:
         logger.log_metrics(metrics, step=step)

@@ -5,6 +5,7 @@ from scripts and tests with a config from ``spectral_gan.cli.train.compose_train
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import warnings
@@ -17,6 +18,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.accelerators import CPUAccelerator
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
+from spectral_gan.callbacks import BestCheckpoint, step_checkpoint
 from spectral_gan.errors import ConfigError
 from spectral_gan.evaluation import Evaluator
 from spectral_gan.module import GAN
@@ -80,6 +82,25 @@ def build_evaluator(cfg: DictConfig, datamodule) -> Evaluator | None:
     return None if ev is None else Evaluator.from_config(datamodule, ev)
 
 
+# Loggers whose package is an optional extra: target -> (import name, extra).
+OPTIONAL_LOGGERS = {
+    "pytorch_lightning.loggers.WandbLogger": ("wandb", "wandb"),
+    "pytorch_lightning.loggers.MLFlowLogger": ("mlflow", "mlflow"),
+}
+
+
+def build_loggers(cfg: DictConfig) -> list:
+    """The ``logger:`` entries (any number: ``logger=[tensorboard,csv]``); one whose package is
+    missing is a ConfigError naming the extra that installs it, before anything is built."""
+    entries = {name: c for name, c in (cfg.get("logger") or {}).items() if c is not None}
+    for name, entry in entries.items():
+        module, extra = OPTIONAL_LOGGERS.get(entry.get("_target_"), (None, None))
+        if module and importlib.util.find_spec(module) is None:
+            raise ConfigError(f"logger {name} needs the {module} package, which is not installed: "
+                              f"pip install 'spectral-gan[{extra}]'")
+    return [instantiate(c) for c in entries.values()]
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Build everything from ``cfg`` and fit. Returns the run's paths and final step."""
     quiet_lightning(resuming=bool(cfg.get("ckpt_path")))
@@ -106,8 +127,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     # After the module is built: its EMA copy of G is only sampled, so it stays uncompiled.
     apply_speed_options(module.G, module.D, cfg.get("speed", {}))
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    loggers = build_loggers(cfg)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     if evaluator is not None and isinstance(trainer.accelerator, CPUAccelerator) and trainer.is_global_zero:
         estimate = evaluator.inception_estimate(torch.device("cpu"))
@@ -115,7 +136,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             _info(f"Evaluation (every {cfg.eval.get('every')} generator steps and at the end): {estimate}")
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     run_dir = cfg.paths.run_dir
-    last = getattr(trainer.checkpoint_callback, "last_model_path", None)
+    last = getattr(step_checkpoint(trainer), "last_model_path", None)
+    best = next((c for c in trainer.checkpoint_callbacks if isinstance(c, BestCheckpoint)), None)
     if module.diverged:
         d = module.diverged
         saved = (f" The last finite state is in {d['checkpoint']};" if d.get("checkpoint") else "")
@@ -126,6 +148,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "run_dir": run_dir,
         "gen_step": module.gen_step,
         "checkpoint": last or os.path.join(run_dir, "checkpoints", "last.ckpt"),
+        "best_checkpoint": (best.best_model_path or None) if best is not None else None,
         "samples": os.path.join(run_dir, "samples", f"step_{module.gen_step:06d}.png"),
         "trainer": trainer,
         "module": module,

@@ -110,10 +110,18 @@ def test_resume_from_an_older_checkpoint_keeps_the_better_best_ckpt(cfg_factory,
     primary = next(k for k in scalars(str(tmp_path)) if k.startswith("metrics/best_"))
     primary = primary.replace("metrics/best_", "metrics/")
     unbeatable = 1e9 if higher_is_better(primary) else -1e9
-    best["best_metric"] = unbeatable
+    worst = -math.inf if higher_is_better(primary) else math.inf
+
+    def set_best(ckpt, value) -> None:  # the module's tracked best and BestCheckpoint's score
+        ckpt["best_metric"] = value
+        (key,) = [k for k in ckpt["callbacks"] if k.startswith("BestCheckpoint")]
+        ckpt["callbacks"][key]["best_model_score"] = torch.tensor(value)
+        ckpt["callbacks"][key]["best_k_models"] = {}
+
+    set_best(best, unbeatable)
     torch.save(best, ckpts / "best.ckpt")
     old = torch.load(ckpts / "gen_step_000002.ckpt", weights_only=True)
-    old["best_metric"] = math.inf  # "none yet": any evaluation after the resume would improve
+    set_best(old, worst)  # "none yet": any evaluation after the resume would improve
     torch.save(old, ckpts / "gen_step_000002.ckpt")
     resumed = train(cfg_factory(*RING, "steps=4", "eval.every=1",
                                 f"ckpt_path={ckpts / 'gen_step_000002.ckpt'}"))
