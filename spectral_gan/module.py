@@ -31,6 +31,7 @@ from spectral_gan.losses import AdversarialLoss
 from spectral_gan.metrics.registry import is_improvement, worst_value
 from spectral_gan.norms import per_update_signals, power_iteration_paused, run_per_update
 from spectral_gan.norms.monitor import condition_numbers, spectral_report
+from spectral_gan.norms.spectral import learned_scales
 from spectral_gan.resume import stored_best
 from spectral_gan import run_logging
 from spectral_gan.run_logging import as_floats, grad_norm, log_hparams, log_picture, training_scalars
@@ -190,7 +191,8 @@ class GAN(pl.LightningModule):
             loss_d = loss_adv
             penalty = None
             if self.penalty is not None:
-                penalty = self.penalty.fn(self.D, real, fake, weight=self.penalty_weight)
+                penalty = self.penalty.fn(self.D, real, fake, weight=self.penalty_weight,
+                                          scale=self.penalty_scale())
                 loss_d = loss_d + penalty
             d_opt.zero_grad(set_to_none=True)
             finite = self.guard.allow(loss_d, d_opt, "discriminator loss", step)
@@ -209,6 +211,18 @@ class GAN(pl.LightningModule):
                 signals["grad_norm"] = self.d_grad_norm()
             run_per_update(self.D, signals)
         return stats
+
+    def penalty_scale(self) -> torch.Tensor | float | None:
+        """GradScaler's current scale under ``16-mixed`` (None without one): the penalties scale
+        D's output by it before taking the input gradient (``spectral_gan.penalties``). Read
+        from Lightning's precision plugin, as the tensor on the device (no host sync) once the
+        scaler has made it, its initial value before."""
+        trainer = self._trainer
+        scaler = getattr(trainer.precision_plugin, "scaler", None) if trainer is not None else None
+        if scaler is None or not scaler.is_enabled():
+            return None
+        scale = getattr(scaler, "_scale", None)
+        return scale.detach().clone() if scale is not None else scaler.get_scale()
 
     # -- set-up, evaluation, health -----------------------------------------------------------
     def on_train_start(self) -> None:
@@ -303,7 +317,7 @@ class GAN(pl.LightningModule):
     def _log_scalars(self, step, stats, loss_g, d_opt, g_opt) -> None:
         metrics = training_scalars(stats, loss_g, d_opt, g_opt, self.d_grad_norm(),
                                    self.penalty.name if self.penalty else None)
-        metrics = as_floats({**metrics, **spectral_report(self.D)})
+        metrics = as_floats({**metrics, **spectral_report(self.D), **learned_scales(self.D)})
         stalled = metrics["grad_norm/d"] < health.STALL_GRAD_NORM
         self._stalled_logs = self._stalled_logs + 1 if stalled else 0
         self.log_dict({"loss_d": metrics["loss/d"], "loss_g": metrics["loss/g"]},

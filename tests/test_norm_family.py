@@ -13,7 +13,9 @@ from spectral_gan.norms import (MeanCenter, NormHook, PowerIteration, bidirectio
                                 spectral_norm, update_gates)
 from spectral_gan.norms.power_iteration import SecondDimPowerIteration
 from spectral_gan.norms.monitor import condition_numbers, spectral_report
-from spectral_gan.penalties import dragan, get_penalty, r1, wgan_gp
+from spectral_gan.norms.optional import gate_signals
+from spectral_gan.norms.spectral import learned_scales
+from spectral_gan.penalties import dragan, dragan_code, get_penalty, r1, wgan_gp
 
 
 def sigma(w: torch.Tensor, dim: int) -> torch.Tensor:
@@ -293,3 +295,289 @@ def test_condition_numbers():
     cond = condition_numbers(d)
     s = torch.linalg.svdvals(d.net[2].parametrizations.weight.original.detach())
     assert cond["condition/fc1"].item() == pytest.approx((s[0] / s[-1]).item(), rel=1e-4)
+
+
+# -- issue 14: per-layer OSN gates, learnable scales, DRAGAN, penalties under fp16, zero weights --
+
+def _mlp_with_sigmas(sigmas, **osn) -> nn.Sequential:
+    """Linear layers whose raw weights have the given spectral norms, through an OSN hook."""
+    torch.manual_seed(0)
+    hook = NormHook("osn", **osn)
+    layers = []
+    for i, s in enumerate(sigmas):
+        layer = nn.Linear(6, 6)
+        with torch.no_grad():
+            layer.weight.mul_(s / sigma(layer.weight, 0))
+        layers.append(hook.wrap(layer, f"fc{i}"))
+    net = nn.Sequential(*layers)
+    converge(net[0], 1)
+    for layer in net:  # settle each power iteration on its weight
+        converge(layer, 200)
+    return net
+
+
+def _set_sigma(layer: nn.Module, s: float) -> None:
+    raw = layer.parametrizations.weight.original
+    with torch.no_grad():
+        raw.mul_(s / sigma(raw, 0))
+    converge(layer, 200)
+
+
+def _gates(net: nn.Module) -> list[float]:
+    return [layer.parametrizations.weight[0].gate.item() for layer in net]
+
+
+def test_osn_sigma_gates_switch_per_layer_at_different_times():
+    net = _mlp_with_sigmas([5.0, 0.5, 1.5], gate="sigma", gate_on=2.0, gate_off=1.0, mode="full")
+    assert _gates(net) == [0, 0, 0]  # gates start closed
+    update_gates(net, {"logit_gap": torch.tensor(0.0)})  # the gap is not what these gates follow
+    assert _gates(net) == [1, 0, 0]  # only the layer whose own sigma is above 2 * threshold
+    report = spectral_report(net)  # each layer's gate logged on its own
+    assert [report[f"osn_gate/fc{i}"].item() for i in range(3)] == [1, 0, 0]
+    _set_sigma(net[2], 3.0)  # layer 2 grows later: it opens then, layer 0 stays open
+    update_gates(net, {})
+    assert _gates(net) == [1, 0, 1]
+    _set_sigma(net[0], 1.5)  # hysteresis: between gate_off and gate_on, layer 0 stays open
+    _set_sigma(net[2], 0.8)  # below gate_off: layer 2 closes
+    update_gates(net, {})
+    assert _gates(net) == [1, 0, 0]
+    with power_iteration_paused(net):
+        raw = net[1].parametrizations.weight.original
+        torch.testing.assert_close(net[1].weight, raw)  # closed: plain weight
+        raw0 = net[0].parametrizations.weight.original
+        torch.testing.assert_close(net[0].weight, raw0 / sigma(raw0, 0), rtol=1e-3, atol=1e-6)
+
+
+def test_osn_grad_norm_gates_follow_each_layers_own_gradient():
+    net = _mlp_with_sigmas([1.0, 1.0, 1.0], gate="grad_norm", gate_on=2.0, gate_off=1.0)
+    for layer, g in zip(net, [5.0, 0.1, 3.0]):
+        raw = layer.parametrizations.weight.original
+        raw.grad = torch.full_like(raw, g / raw.numel() ** 0.5)  # ||grad|| = g
+    update_gates(net, {})
+    assert _gates(net) == [1, 0, 1]
+    assert gate_signals(net) == {"layer_grad_norm"}
+
+
+def test_osn_logit_gap_gate_moves_every_layer_together():
+    net = _mlp_with_sigmas([5.0, 0.5], gate="logit_gap", gate_on=2.0, gate_off=1.0)
+    update_gates(net, {"logit_gap": torch.tensor(3.0)})
+    assert _gates(net) == [1, 1]
+    assert gate_signals(net) == {"logit_gap"}
+
+
+def test_osn_gate_signals_are_averaged_over_ranks(monkeypatch):
+    """A stand-in for a 2-rank all_reduce: the other rank's logit gap is 0, so the mean is half
+    of this rank's; the gate follows the mean, not the local value."""
+    net = _mlp_with_sigmas([1.0], gate="logit_gap", gate_on=2.0, gate_off=1.0)
+    dist = torch.distributed
+    reduced = []
+    monkeypatch.setattr(dist, "is_available", lambda: True)
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda *a: 2)
+    monkeypatch.setattr(dist, "all_reduce", lambda t, op=None: reduced.append(t.clone()))
+    update_gates(net, {"logit_gap": torch.tensor(3.0)})  # local 3 > 2, mean 1.5 < 2
+    assert reduced and _gates(net) == [0]
+    update_gates(net, {"logit_gap": torch.tensor(5.0)})  # mean 2.5 > 2
+    assert _gates(net) == [1]
+
+
+def _gloo_worker(rank: int, port: int, out: str) -> None:
+    import os
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        net = _mlp_with_sigmas([1.0, 1.0], gate="logit_gap", gate_on=2.0, gate_off=1.0)
+        gates = []
+        for gap in ([3.0, 0.5], [3.0, 2.0], [1.2, 0.2]):  # local gaps differ per rank
+            update_gates(net, {"logit_gap": torch.tensor(gap[rank])})
+            gates.append(_gates(net))
+        torch.save(gates, f"{out}/rank{rank}.pt")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_osn_gates_agree_across_two_gloo_ranks(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_gloo_worker, args=(port, str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    # means 1.75 (closed), 2.5 (open), 0.7 (closed); rank 0 alone would have opened at once
+    assert ranks[0] == ranks[1] == [[0, 0], [1, 1], [0, 0]]
+
+
+def test_unknown_osn_gate_lists_valid_ones():
+    with pytest.raises(ConfigError, match="none, sigma, grad_norm, logit_gap"):
+        NormHook("osn", gate="sometimes").wrap(nn.Linear(2, 2))
+
+
+# -- learnable scales (BSN authors' gamma) ------------------------------------------------------
+
+@pytest.mark.parametrize("weight", ["sn", "bsn"])
+@pytest.mark.parametrize("mode", ["shared", "per_layer"])
+def test_learnable_scale_multiplies_weight_and_bias_and_learns(weight, mode):
+    torch.manual_seed(0)
+    hook = NormHook(weight, learnable_scale=mode)
+    net = nn.Sequential(hook.wrap(nn.Conv2d(2, 4, 3), "conv0"), nn.Flatten(),
+                        hook.wrap(nn.Linear(4 * 4 * 4, 1), "out"))
+    gammas = {id(m.parametrizations.weight[1].gamma) for m in (net[0], net[2])}
+    assert len(gammas) == (1 if mode == "shared" else 2)
+    n_params = sum(1 for _ in net.parameters())
+    assert n_params == 4 + len(gammas)  # two raw weights, two raw biases, the gamma(s)
+    layer = net[2]
+    with power_iteration_paused(net), torch.no_grad():
+        layer.parametrizations.weight[1].gamma.fill_(1.7)
+        p = layer.parametrizations.weight
+        w_norm = p[0](p.original)
+        torch.testing.assert_close(layer.weight, 1.7 * w_norm)
+        torch.testing.assert_close(layer.bias, 1.7 * layer.parametrizations.bias.original)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    before = {k: v.item() for k, v in learned_scales(net).items()}
+    assert set(before) == ({"learnable_scale/shared"} if mode == "shared"
+                           else {"learnable_scale/conv0", "learnable_scale/out"})
+    net(torch.randn(8, 2, 6, 6)).pow(2).mean().backward()
+    for m in (net[0], net[2]):
+        g = m.parametrizations.weight[1].gamma.grad
+        assert g is not None and g.abs().item() > 0
+    opt.step()
+    after = {k: v.item() for k, v in learned_scales(net).items()}
+    assert all(after[k] != before[k] for k in before)
+
+
+def test_bsn_learnable_scale_starts_at_c_instead_of_multiplying_by_it():
+    torch.manual_seed(0)
+    a, b = nn.Conv2d(3, 4, 3), nn.Conv2d(3, 4, 3)
+    b.load_state_dict(a.state_dict())
+    bidirectional_spectral_norm(a, scale=2.0)
+    bidirectional_spectral_norm(b, scale=2.0, learnable_scale="per_layer")
+    assert b.parametrizations.weight[1].gamma.item() == 2.0
+    torch.testing.assert_close(converge(a), converge(b))
+
+
+def test_unknown_learnable_scale_lists_valid_ones():
+    with pytest.raises(ConfigError, match="valid options are: none, shared, per_layer"):
+        NormHook("sn", learnable_scale="everywhere").wrap(nn.Linear(2, 2))
+    with pytest.raises(ConfigError, match="norm.weight=osn does not take option 'learnable_scale'"):
+        NormHook("osn", learnable_scale="shared")
+
+
+# -- DRAGAN: the paper's perturbation, and the reference code's ---------------------------------
+
+def _recording_d(seen: list):
+    w = torch.tensor([1.0, -2.0, 0.5, 0.0])
+
+    def d(x):
+        seen.append(x.detach().clone())
+        return (x * w).sum(1)
+    return d
+
+
+def test_dragan_perturbs_with_the_papers_symmetric_gaussian():
+    torch.manual_seed(0)
+    seen: list = []
+    real = torch.randn(20000, 4)
+    dragan(_recording_d(seen), real, variance=10.0)
+    delta = seen[0] - real
+    assert abs(delta.mean().item()) < 0.05  # centered: symmetric around x, not one-sided
+    assert delta.var().item() == pytest.approx(10.0, rel=0.03)  # N(0, c I), c = 10
+    assert (delta > 0).float().mean().item() == pytest.approx(0.5, abs=0.01)
+    third = (delta ** 3).mean().item() / delta.var().item() ** 1.5
+    assert abs(third) < 0.05  # no skew
+    corr = torch.corrcoef(delta.T)  # coordinates independent
+    assert (corr - torch.eye(4)).abs().max().item() < 0.03
+
+
+def test_dragan_code_interpolates_towards_one_sided_noise():
+    torch.manual_seed(0)
+    seen: list = []
+    real = torch.randn(20000, 4) * 3.0
+    dragan_code(_recording_d(seen), real)
+    unit = (seen[0] - real) / (0.5 * real.std())  # = alpha * U, alpha per sample
+    assert unit.min().item() >= 0 and unit.max().item() <= 1
+    assert unit.mean().item() == pytest.approx(0.25, abs=0.01)  # E[alpha] E[U]
+    # alpha is shared by a sample's coordinates: they correlate (var(alpha) E[U]^2 / var(alpha U))
+    corr = torch.corrcoef(unit.T)[0, 1].item()
+    assert corr == pytest.approx((1 / 12 * 1 / 4) / (1 / 3 * 1 / 3 - 1 / 16), abs=0.03)
+
+
+def test_dragan_code_is_a_penalty_name():
+    assert get_penalty("dragan_code").fn is dragan_code
+
+
+# -- penalties under fp16: the GradScaler recipe -------------------------------------------------
+
+def _tiny_d(factor: float):
+    torch.manual_seed(0)
+    lin = nn.Linear(16, 1)
+    return lambda x: (lin(x) * factor).squeeze(1), lin
+
+
+def test_penalty_with_scale_survives_fp16_underflow():
+    d, lin = _tiny_d(1e-8)
+    x = torch.randn(8, 16)
+    reference = r1(d, x, weight=2.0 / 1e-16)  # fp32: ||grad|| = 1e-8 ||w||
+    torch.testing.assert_close(reference, (lin.weight.detach() ** 2).sum(), rtol=1e-4, atol=0)
+    with torch.autocast("cpu", dtype=torch.float16):
+        assert lin(x).dtype == torch.float16
+        unscaled = r1(d, x, weight=2.0 / 1e-16)
+        scaled = r1(d, x, weight=2.0 / 1e-16, scale=65536.0)
+        scaled_tensor = r1(d, x, weight=2.0 / 1e-16, scale=torch.tensor(65536.0))
+    assert unscaled.item() == 0.0  # every input gradient underflowed in fp16
+    torch.testing.assert_close(scaled, reference, rtol=2e-2, atol=0)
+    torch.testing.assert_close(scaled_tensor, scaled)
+
+
+@pytest.mark.parametrize("name", ["wgan_gp", "r1", "dragan", "dragan_code"])
+def test_every_penalty_takes_the_scale_and_is_unchanged_by_it_in_fp32(name):
+    torch.manual_seed(0)
+    d = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1))
+    real, fake = torch.randn(5, 3), torch.randn(5, 3)
+    fn = get_penalty(name).fn
+    torch.manual_seed(1)
+    plain = fn(lambda x: d(x).squeeze(1), real, fake)
+    torch.manual_seed(1)
+    scaled = fn(lambda x: d(x).squeeze(1), real, fake, scale=1024.0)
+    torch.testing.assert_close(scaled, plain, rtol=1e-5, atol=1e-6)
+    scaled.backward()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in d.parameters())
+
+
+# -- all-zero weights: finite forward and backward -----------------------------------------------
+
+ZERO_CASES = {
+    "sn": lambda: spectral_norm(nn.Conv2d(2, 3, 3)),
+    "bsn": lambda: bidirectional_spectral_norm(nn.Conv2d(2, 3, 3)),
+    "bsn_linear": lambda: bidirectional_spectral_norm(nn.Linear(4, 3)),
+    "msn": lambda: mean_spectral_norm(nn.Conv2d(2, 3, 3)),
+    "osn_clip": lambda: optional_spectral_norm(nn.Conv2d(2, 3, 3)),
+    "osn_full": lambda: optional_spectral_norm(nn.Conv2d(2, 3, 3), mode="full"),
+    "sn_transposed": lambda: spectral_norm(nn.ConvTranspose2d(2, 3, 4, 2, 1)),
+}
+
+
+@pytest.mark.parametrize("case", list(ZERO_CASES))
+def test_zero_weight_gives_finite_forward_and_backward(case):
+    torch.manual_seed(0)
+    layer = ZERO_CASES[case]()
+    target = layer.layer if case == "msn" else layer
+    with torch.no_grad():
+        target.parametrizations.weight.original.zero_()
+    x = torch.randn(4, 4) if case == "bsn_linear" else torch.randn(4, 2, 6, 6)
+    for _ in range(3):  # the power iteration meets the zero weight several times
+        out = layer(x)
+        assert torch.isfinite(out).all() and torch.isfinite(target.weight).all()
+        out.square().mean().backward()
+        raw = target.parametrizations.weight.original
+        assert torch.isfinite(raw.grad).all()
+    # u and v were not zeroed: once the weight is nonzero again, sigma is estimated again
+    with torch.no_grad():
+        raw.normal_()
+    w = converge(target)
+    assert torch.isfinite(w).all()
+    expected = 1.0 if case != "osn_clip" else min(1.0, sigma(raw, 0).item())
+    dim = 1 if case == "sn_transposed" else 0
+    if not case.startswith("bsn") or case == "bsn_linear":
+        assert sigma(w, dim).item() == pytest.approx(expected, rel=1e-2)

@@ -6,8 +6,12 @@ NeurIPS 2021 (code: fjxmlzn/BSN). For a convolution with weight (c_out, c_in, kh
 (c_out, c_in*kh*kw) and sigma_2 of W viewed as (c_in, c_out*kh*kw), each estimated by its own
 persistent power iteration. For a Linear layer both views coincide and BSN equals SN (times c).
 ``scale`` c = 1 is BSN; other values are BSSN (the paper sweeps c in about 0.7..4 on CIFAR-10).
+``learnable_scale=shared|per_layer`` learns c (one gamma for all layers, or one per layer), as
+the authors' code does in its gamma variants.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import nn
@@ -15,7 +19,8 @@ from torch.nn.utils import parametrize
 
 from spectral_gan.norms.power_iteration import PowerIteration, SecondDimPowerIteration, weight_matrix
 from spectral_gan.norms.registry import register_weight_norm
-from spectral_gan.norms.spectral import SpectralNorm, output_dim
+from spectral_gan.norms.spectral import (SpectralNorm, add_learnable_scale, check_learnable_scale,
+                                         output_dim)
 
 
 class BidirectionalSpectralNorm(SpectralNorm):
@@ -56,13 +61,24 @@ class BidirectionalSpectralNorm(SpectralNorm):
                 "in": self.power_in.sigma(self.matrix_in(weight))}
 
 
-@register_weight_norm("bsn", generator_ok=True, options=("scale", "n_power_iterations", "eps"))
+@register_weight_norm("bsn", generator_ok=True,
+                      options=("scale", "n_power_iterations", "eps", "learnable_scale"))
 def bidirectional_spectral_norm(module: nn.Module, scale: float = 1.0, n_power_iterations: int = 1,
                                 eps: float = 1e-12, name: str = "weight",
-                                dim: int | None = None) -> nn.Module:
-    """Apply BSN (``scale=1``) or BSSN (``scale=c``) to ``module.<name>`` and return the module."""
+                                dim: int | None = None, learnable_scale: str = "none",
+                                shared: dict[str, Any] | None = None) -> nn.Module:
+    """Apply BSN (``scale=1``) or BSSN (``scale=c``) to ``module.<name>`` and return the module.
+
+    ``learnable_scale`` (``shared`` | ``per_layer``) learns c instead, as the BSN authors' gamma
+    variants do (fjxmlzn/BSN ``same_gamma-CNN``, ``diff_gamma-CNN``): a learned gamma starting at
+    ``scale`` multiplies the normalized weight and the bias (``spectral.add_learnable_scale``),
+    in place of the constant, which (``no_gamma-CNN``) multiplies the weight only.
+    """
+    check_learnable_scale(learnable_scale)  # refused before anything is registered
+    learned = learnable_scale != "none"
     weight = getattr(module, name)
     parametrize.register_parametrization(
-        module, name, BidirectionalSpectralNorm(weight, scale, n_power_iterations,
+        module, name, BidirectionalSpectralNorm(weight, 1.0 if learned else scale,
+                                                n_power_iterations,
                                                 output_dim(module) if dim is None else dim, eps))
-    return module
+    return add_learnable_scale(module, learnable_scale, scale, shared, name)

@@ -33,8 +33,9 @@ class NormHook:
         weight: a registered weight normalization (``none``, ``sn``, ``bsn``, ``msn``, ``osn``, or
             one from a file of your own, see ``module``).
         feature: a registered feature normalization (``none``, ``batch``, ``mean``, ...).
-        penalty: gradient penalty name (``none``, ``wgan_gp``, ``r1``, ``dragan``), kept for the
-            training step; with a batch-mixing normalization it is refused here.
+        penalty: gradient penalty name (``none``, ``wgan_gp``, ``r1``, ``dragan``,
+            ``dragan_code``), kept for the training step; with a batch-mixing normalization it is
+            refused here.
         penalty_weight: its weight (None: the penalty's usual one).
         apply_to: ``all`` or layer-name patterns (fnmatch, e.g. ``[conv*, dense]``) whose weights
             are normalized; other layers keep plain weights.
@@ -62,6 +63,7 @@ class NormHook:
         self.layers = _patterns(layers)
         self.options, self.feature_options = route_options(self._weight, self._feature, options)
         self.wrapped: dict[str, nn.Module] = {}
+        self.shared: dict[str, Any] = {}  # what the layers built here share (registry.takes_shared)
         if self.penalty != "none" and self.batch_mixing:
             mixer = (f"norm.feature={feature} mixes the samples of a batch"
                      if self._feature.mixes_batch
@@ -93,7 +95,9 @@ class NormHook:
         layer.norm_name = name  # read by spectral_gan.norms.monitor
         if not self.selects(name):
             return layer
-        flag = {"output_layer": output} if self._weight.takes_output_layer else {}
+        flag: dict[str, Any] = {"output_layer": output} if self._weight.takes_output_layer else {}
+        if self._weight.takes_shared:
+            flag["shared"] = self.shared
         out = self._weight(layer, **self.options, **flag)
         self.wrapped[name] = out
         return out

@@ -65,8 +65,15 @@ class PowerIteration(nn.Module):
         with torch.autocast(device_type=matrix.device.type, enabled=False):
             w = matrix.detach().float()
             for _ in range(n):
-                self.v.copy_(F.normalize(self.mv_t(w, self.u), dim=0, eps=self.eps))
-                self.u.copy_(F.normalize(self.mv(w, self.v), dim=0, eps=self.eps))
+                self.v.copy_(self._normalized(self.mv_t(w, self.u), self.v))
+                self.u.copy_(self._normalized(self.mv(w, self.v), self.u))
+
+    def _normalized(self, x: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        """``x / ||x||``, or ``previous`` where ``||x|| <= eps`` (a zero weight maps every vector
+        to 0: normalizing that would leave u, v at zero, and sigma at 0, for the rest of
+        training, whatever the weight becomes). On device, no host sync."""
+        norm = torch.linalg.vector_norm(x)
+        return torch.where(norm > self.eps, x / norm.clamp_min(self.eps), previous)
 
     def sigma(self, matrix: torch.Tensor) -> torch.Tensor:
         """``u^T W v`` in fp32, differentiable in W (u and v are constants)."""

@@ -85,6 +85,12 @@ class NormSpec:
         """Whether ``fn`` wants to know that a layer is D's logit layer (MSN skips centering it)."""
         return "output_layer" in inspect.signature(self.fn).parameters
 
+    @property
+    def takes_shared(self) -> bool:
+        """Whether ``fn`` wants the hook's ``shared`` state: a dict that every layer one hook builds
+        sees, for what the layers of one model share (e.g. one learned scale for all of them)."""
+        return "shared" in inspect.signature(self.fn).parameters
+
     def defaults(self) -> dict[str, Any]:
         """The default value of each option, as ``fn`` declares it."""
         params = inspect.signature(self.fn).parameters
