@@ -86,7 +86,8 @@ def dragan(d: Discriminator, real: Tensor, fake: Tensor | None = None, weight: f
     """DRAGAN as Kodali et al. define it (arXiv 1705.07215): the penalty at ``x + delta``,
     ``delta ~ N(0, variance * I)`` (the paper's c), pulling ``||grad||`` to ``k``."""
     real = real.detach()
-    return weight * (_grad_norm(d, real + dragan_perturbation(real, variance), scale) - k).pow(2).mean()
+    points = real + dragan_perturbation(real, variance)
+    return weight * (_grad_norm(d, points, scale) - k).pow(2).mean()
 
 
 def dragan_code_points(real: Tensor, spread: float = 0.5) -> Tensor:

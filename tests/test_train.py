@@ -358,3 +358,65 @@ def test_step_timer_writes_step_times(cfg_factory, tmp_path):
     result = json.loads(out.read_text())
     assert len(result["all_step_times"]) == 6 and len(result["step_times"]) == 2  # 3 warm-up, last
     assert all(t > 0 for t in result["all_step_times"]) and result["peak_rss_mb"] > 0
+
+
+# -- issue 14: per-layer OSN gates, learnable scales and DRAGAN through the real training path --
+
+ISSUE14_RUNS = {
+    "osn_sigma": ["norm=osn", "norm.gate=sigma", "norm.gate_on=1.5", "norm.gate_off=1.2"],
+    "sn_per_layer": ["norm=sn", "norm.learnable_scale=per_layer"],
+    "bsn_shared": ["norm=bsn", "norm.learnable_scale=shared", "norm.scale=1.5"],
+    "sn_dragan": ["norm=sn", "norm.penalty=dragan"],
+}
+
+
+@pytest.mark.parametrize("run", list(ISSUE14_RUNS))
+def test_per_layer_gates_learnable_scales_and_dragan_train_on_ring(cfg_factory, tmp_path, run):
+    result = train(cfg_factory(*RING, *ISSUE14_RUNS[run], "steps=3", "eval=null"))
+    assert result["gen_step"] == 3 and not result["module"].diverged
+    logged = scalars(str(tmp_path))
+    assert all(math.isfinite(v) for _, v in logged["loss/d"])
+    if run == "osn_sigma":
+        # the ring MLP's layers start with different sigmas (fc0 about 4.6, the rest about 1 or
+        # below): its gate opens at the first update while the others stay closed
+        assert [v for _, v in logged["osn_gate/fc0"]] == [1.0, 1.0, 1.0]
+        assert [v for _, v in logged["osn_gate/out"]] == [0.0, 0.0, 0.0]
+        assert result["module"].gate_signals == {"layer_sigma"}
+    if run == "sn_per_layer":
+        tags = {f"learnable_scale/{n}" for n in ("fc0", "fc1", "fc2", "out")}
+        assert tags <= set(logged)
+        assert any(v != 1.0 for t in tags for _, v in logged[t])  # gamma moved
+    if run == "bsn_shared":
+        values = [v for _, v in logged["learnable_scale/shared"]]
+        assert len(values) == 3 and values[0] != 1.5  # started at c = 1.5, then learned
+    if run == "sn_dragan":
+        assert "loss/penalty_dragan" in logged
+
+
+@pytest.mark.parametrize("run", ["osn_sigma", "sn_per_layer", "bsn_shared"])
+def test_per_layer_gates_and_learnable_scales_train_on_mnist5k(cfg_factory, tmp_path, run):
+    cfg = cfg_factory("data=mnist5k", "batch_size=8", "generator.ch=4", "discriminator.ch=4",
+                      *ISSUE14_RUNS[run], "steps=2", "eval=null")
+    assert train(cfg)["gen_step"] == 2
+    logged = scalars(str(tmp_path))
+    prefix = "osn_gate/" if run == "osn_sigma" else "learnable_scale/"
+    assert any(tag.startswith(prefix) for tag in logged)
+
+
+def test_penalty_scale_comes_from_lightnings_grad_scaler():
+    from types import SimpleNamespace
+
+    from spectral_gan.losses import LOSSES
+    from spectral_gan.models import MLPDiscriminator, MLPGenerator
+    from spectral_gan.module import GAN
+
+    module = GAN(MLPGenerator((2,)), MLPDiscriminator((2,)), LOSSES["hinge"])
+    assert module.penalty_scale() is None  # no trainer
+    module._trainer = SimpleNamespace(precision_plugin=SimpleNamespace(scaler=None))
+    assert module.penalty_scale() is None  # 32-true, bf16-mixed: no scaler
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    module._trainer = SimpleNamespace(precision_plugin=SimpleNamespace(scaler=scaler))
+    assert module.penalty_scale() == 1024.0  # before the scaler's first use
+    scaler.scale(torch.ones(()))
+    scale = module.penalty_scale()
+    assert torch.is_tensor(scale) and scale.item() == 1024.0
