@@ -34,6 +34,7 @@ from spectral_gan.metrics.extractors import CLASSIFIER_DATASETS, inception_suite
 from spectral_gan.metrics.folder_fid import (INCEPTION, Scorer, check_extractor, check_paths, frechet_distance,
                                              read_npz, result_lines, save_npz)
 from spectral_gan.metrics.inception import InceptionFeatures
+from spectral_gan.quiet import quiet_lightning
 
 EXTRACTORS = ("auto", "inception", "classifier")
 
@@ -103,6 +104,7 @@ def data_scorer(overrides: list[str], choice: str, device: torch.device, batch_s
     protocol = evaluator.protocol[extractor]
     channels, size = datamodule.shape[0], datamodule.shape[-1]
     scorer = Scorer(suite, dict(info), device, batch_size, size=size, channels=channels, progress=True)
+    scorer.check_rank(protocol["n_real"], f"the reference ({' '.join(overrides)})")
     reference = {"kind": "data", "name": " ".join(overrides), "dataset": datamodule.dataset_name,
                  "split": evaluator.reference_split, "n": protocol["n_real"],
                  "cache": protocol.get("reference_cache"), "shape": list(datamodule.shape)}
@@ -140,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         args.reference = args.ref[0]
     if args.reference is None and args.ref is None and args.save_stats is None:
         parser.error("give a reference (--ref data=NAME, --ref FOLDER, --ref STATS.npz), or --save-stats OUT.npz")
+    quiet_lightning()  # torchmetrics' note that KID and IS keep features: they do, by design
     try:
         result = _run(args)
     except ConfigError as err:

@@ -120,10 +120,11 @@ class Scorer:
             sizes = ", ".join(f"{w}x{h}" for w, h in sorted(images.other_sizes)[:3])
             self.warnings.append(f"images of {sizes} in {folder} resized to {self.size}x{self.size} "
                                  f"{resize_note}")
-        self._check_rank(n, folder)
+        self.check_rank(n, folder)
         return n
 
-    def _check_rank(self, n: int, where: str) -> None:
+    def check_rank(self, n: int, where: str) -> None:
+        """A warning when ``n`` images cannot give a full-rank covariance of the features."""
         dim = self.suite.num_features
         if n <= dim:
             self.warnings.append(f"{n} images in {where}: with {dim}-d features the covariance is not "
@@ -137,6 +138,8 @@ class Scorer:
         self.suite.load_real_state({"sum": mu * n, "cov_sum": sigma * (n - 1) + n * torch.outer(mu, mu),
                                     "n": torch.tensor(n)})
         self.suite.kid = None
+        if stats["n"] > 0:
+            self.check_rank(stats["n"], "the reference statistics")
 
     def statistics(self, sample: bool = False) -> dict[str, Any]:
         """mu, sigma (float64), n and extractor of one side, as ``--save-stats`` writes them."""
