@@ -178,6 +178,7 @@ class Evaluator:
                     for suite in todo.values():
                         suite.add_real(batch.to(device))
                     bar.update(len(batch))
+                bar.total = bar.n  # a data set smaller than num_samples ends the bar full
             for name, suite in todo.items():
                 path = self._cache_path(name, identities.get(name, ""))
                 if path:

@@ -12,8 +12,9 @@ gets through):
   another ``checkpoint_every``: ``StepCheckpoint`` keeps ``last.ckpt`` current without that state)
   and ``The dirpath has changed`` (a checkpoint resumed into a new run directory);
 - the ``isinstance(treespec, LeafSpec)`` deprecation that Lightning's ``_pytree`` triggers in torch;
-- torchmetrics' ``InceptionScore will save all extracted features`` (the evaluation keeps
-  ``eval.num_samples`` logits; the protocol says how many);
+- torchmetrics' ``InceptionScore`` / ``Kernel Inception Distance will save all extracted
+  features`` (the evaluation keeps ``eval.num_samples`` logits and KID features by design; the
+  protocol says how many);
 - ``Using ModelCheckpoint with manual optimization ...``: the periodic checkpoints are meant to
   hold the state after the step's updates (the generator step it is named after).
 """
@@ -31,6 +32,7 @@ _DROPPED_PREFIXES = ("💡 Tip:", "`Trainer.fit` stopped:", "Restoring states fr
 # Warnings, as regular expressions matched at the start of the message.
 _DROPPED_WARNINGS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",
                      r"Metric `InceptionScore` will save all extracted features",
+                     r"Metric `Kernel Inception Distance` will save all extracted features",
                      r"Using ModelCheckpoint with manual optimization and every_n_train_steps")
 _RESUME_WARNINGS = (r"Checkpoint directory .* exists and is not empty",
                     r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint",

@@ -106,7 +106,7 @@ def test_missing_inception_weights_say_how_to_install(no_inception_weights, tmp_
 def inception_must_not_load(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("Inception loaded before both paths were checked")
-    monkeypatch.setattr(fid_cli, "InceptionFeatures", refuse)
+    monkeypatch.setattr(fid_cli, "inception_suite", refuse)
 
 
 @pytest.mark.parametrize("content,message", [
@@ -122,10 +122,36 @@ def test_fid_checks_both_paths_before_scoring(inception_must_not_load, tmp_path,
         np.savez(stats, mean=np.zeros(3))
     elif content is not None:
         stats.write_bytes(content)
-    for args in ([str(folder), str(stats)], [str(stats), str(folder)]):
+    for args in ([str(folder), str(stats)], [str(stats), str(folder)], [str(folder), "--ref", str(stats)]):
         assert fid_cli.main(args) == 2
         err = capsys.readouterr().err
         assert message in err and str(stats) in err
+
+
+def test_fid_refuses_statistics_of_other_features_before_loading_inception(
+        inception_must_not_load, tmp_path, capsys):
+    folder = image_folder(tmp_path / "a")
+    stats = tmp_path / "classifier.npz"
+    np.savez(stats, mu=np.zeros(128), sigma=np.eye(128), n=300, extractor="mnist5k-digit-classifier")
+    assert fid_cli.main([str(folder), "--ref", str(stats)]) == 2
+    err = capsys.readouterr().err
+    assert "128-d features of mnist5k-digit-classifier" in err and "inception" in err
+    assert fid_cli.main([str(folder), "--ref", str(folder), "--extractor", "classifier"]) == 2
+    assert "needs --ref data=mnist5k or data=digits" in capsys.readouterr().err
+
+
+def test_fid_against_a_missing_data_set_says_which_files_to_place_where(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = image_folder(tmp_path / "a")
+    assert fid_cli.main([str(folder), "--ref", "data=cifar10", f"data.root={tmp_path / 'nodata'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: data=cifar10: dataset not found") and "Traceback" not in err
+    assert f"Expected in {tmp_path / 'nodata' / 'cifar-10-batches-py'}: data_batch_1" in err
+    assert fid_cli.main([str(folder), "--ref", "data=nope"]) == 2
+    assert "Could not find 'data/nope'" in capsys.readouterr().err
+    assert fid_cli.main([str(folder), "--ref", "data=ring"]) == 2
+    assert "data=ring is points, not images" in capsys.readouterr().err
+    assert not (tmp_path / "outputs").exists()  # nothing computed, nothing cached
 
 
 def test_missing_classifier_weights_say_how_to_restore_them(monkeypatch, tmp_path):

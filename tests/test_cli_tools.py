@@ -36,6 +36,8 @@ def test_sample_writes_pngs_and_npz_from_the_ema_generator(digits_ckpt, tmp_path
     assert len(pngs) == 7 and Image.open(pngs[0]).size == (32, 32)
     arr = np.load(tmp_path / "s" / "samples.npz")["samples"]
     assert arr.shape == (7, 32, 32, 1) and arr.dtype == np.uint8
+    # no Hydra run directory, .hydra/ or sample.log: only what was asked for (configs/hydra/no_run_dir.yaml)
+    assert sorted(os.listdir(tmp_path)) == ["run", "s"]
 
 
 def test_eval_writes_json_with_metrics_and_protocol(digits_ckpt, tmp_path):
@@ -49,6 +51,9 @@ def test_eval_writes_json_with_metrics_and_protocol(digits_ckpt, tmp_path):
     assert proto["n_fake"] == 150 and proto["classifier"]["n_real"] == 150
     assert proto["reference_split"] == "train" and proto["dataset"] == "digits"
     assert result["gen_step"] == 3 and result["generator_weights"] == "ema"
+    # the JSON and the reference cache, no Hydra run directory, .hydra/ or eval.log
+    assert sorted(os.listdir(tmp_path)) == ["eval.json", "outputs", "run"]
+    assert os.listdir(tmp_path / "outputs") == ["cache"]
 
 
 def test_raw_or_ema_weights_on_request(digits_ckpt, tmp_path):

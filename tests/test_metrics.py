@@ -1,6 +1,7 @@
 """Metrics against independent computations, the offline Inception path and the FID command."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -135,6 +136,11 @@ def _folder(path, images):
     return path
 
 
+def printed(stdout: str) -> dict[str, str]:
+    """spectral-gan-fid's result lines (``FID: 1.2``, ``KID: 0.1 ± 0.01``, ``extractor: ...``)."""
+    return dict(line.split(": ", 1) for line in stdout.strip().splitlines())
+
+
 def test_fid_command_on_two_folders(tmp_path):
     digits = DigitsDataModule().images
     a = _folder(tmp_path / "a", digits[:10])
@@ -144,12 +150,52 @@ def test_fid_command_on_two_folders(tmp_path):
                                        capture_output=True, text=True, timeout=300)
     same = run(str(a), str(a), "--save-stats", str(tmp_path / "a.npz"))
     assert same.returncode == 0, same.stderr
-    assert float(same.stdout.split("FID:")[1]) < 1e-2
+    assert float(printed(same.stdout)["FID"]) < 1e-2
     assert "1 unreadable image" in same.stderr and "not full rank" in same.stderr
-    ab = run(str(a), str(b))
+    ab = run(str(a), "--ref", str(b))
     via_stats = run(str(tmp_path / "a.npz"), str(b))
-    assert float(ab.stdout.split("FID:")[1]) > 1.0
-    assert float(via_stats.stdout.split("FID:")[1]) == pytest.approx(float(ab.stdout.split("FID:")[1]), rel=1e-3)
+    fid_ab = float(printed(ab.stdout)["FID"])
+    assert fid_ab > 1.0 and printed(ab.stdout)["extractor"] == "inception-v3-2015-12-05"
+    kid, kid_std = map(float, printed(ab.stdout)["KID"].split(" ± "))
+    assert np.isfinite(kid) and kid_std > 0  # features on both sides: KID (unbiased: may be < 0)
+    assert float(printed(via_stats.stdout)["FID"]) == pytest.approx(fid_ab, rel=1e-3)
+    assert "KID" not in printed(via_stats.stdout)  # saved statistics carry no features
+    assert printed(via_stats.stdout)["reference"].endswith("a.npz (statistics, 10 images)")
     (tmp_path / "empty").mkdir()
     empty = run(str(tmp_path / "empty"), str(a))
     assert empty.returncode == 2 and "no images in" in empty.stderr and "empty" in empty.stderr
+
+
+def test_fid_command_against_a_data_config_reuses_the_evaluation_cache(tmp_path, monkeypatch, capsys):
+    """`spectral-gan-fid SAMPLES --ref data=mnist5k`: the digit classifier's features, the
+    reference statistics cached as spectral-gan-eval caches them, KID with a spread."""
+    import json
+
+    import spectral_gan.cli.fid as fid_cli
+    from spectral_gan.data import MNIST5kDataModule
+    from spectral_gan.evaluation import Evaluator
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SPECTRAL_GAN_OUTPUTS", str(tmp_path / "outputs"))
+    digits = MNIST5kDataModule().images  # sorted by class: take every 16th image for all ten
+    real = _folder(tmp_path / "real", digits[7::16][:300])
+    noise = _folder(tmp_path / "noise", torch.rand(300, 1, 32, 32) * 2 - 1)
+    args = ["--ref", "data=mnist5k"]  # all 5,000 images (eval.num_samples: 10,000, metrics/full.yaml)
+    assert fid_cli.main([str(real), *args, "--json", str(tmp_path / "r.json")]) == 0
+    out = printed(capsys.readouterr().out)
+    assert out["extractor"] == "mnist5k-digit-classifier"
+    assert out["reference"].startswith("data=mnist5k (train split, 5000 images, cached in ")
+    assert out["samples"] == f"{real} (300 images)"
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["kid_subset_size"] == 150 and result["metrics"]["kid_std"] > 0
+    cache = result["reference"]["cache"]
+    evaluator = Evaluator.from_config(MNIST5kDataModule(), {"num_samples": 10000, "kid": True,
+                                                            "cache_dir": str(tmp_path / "outputs" / "cache")})
+    assert cache == evaluator._cache_path("classifier", evaluator.reference_identity("classifier"))
+    stamp = os.stat(cache).st_mtime_ns
+    assert fid_cli.main([str(noise), *args]) == 0
+    noisy = printed(capsys.readouterr().out)
+    assert os.stat(cache).st_mtime_ns == stamp  # read from the cache, not computed again
+    # real digits are close to the reference, uniform noise is far from it, on both metrics
+    assert float(out["FID"]) < 30 < 10 * float(out["FID"]) < float(noisy["FID"])
+    assert float(out["KID"].split(" ± ")[0]) < float(noisy["KID"].split(" ± ")[0]) / 10

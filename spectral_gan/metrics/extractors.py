@@ -9,6 +9,7 @@ from spectral_gan.metrics.inception import IS_HINT, InceptionFeatures
 from spectral_gan.metrics.suite import MetricSuite
 
 CLASSIFIER_DATASETS = ("mnist5k", "digits")
+INCEPTION_EXTRACTOR = "inception-v3-2015-12-05"  # the protocol's extractor name (and .npz files')
 _warned_is = False
 
 
@@ -21,7 +22,7 @@ def inception_suite(kid: bool = False, kid_subset_size: int = 1000) -> tuple[Met
         _warned_is = True
     suite = MetricSuite(net, net.num_features, net.logits if net.has_logits else None, kid=kid,
                         kid_subset_size=kid_subset_size)
-    return suite, {"extractor": "inception-v3-2015-12-05", "weights": net.origin,
+    return suite, {"extractor": INCEPTION_EXTRACTOR, "weights": net.origin,
                    "input": "resized to 299x299 (TF1 bilinear)"}
 
 

@@ -14,25 +14,35 @@ from spectral_gan.metrics.inception import resize_like_tf1
 
 
 class FolderImages:
-    """Batches of (N, 3, 299, 299) images in [-1, 1] from a folder; ``unreadable`` lists failures."""
+    """Batches of (N, channels, size, size) images in [-1, 1] from a folder (RGB 299x299 for
+    Inception; a data set's own shape, e.g. 1x32x32, when scored against it), resized with
+    TF1-style bilinear sampling where they differ. ``unreadable`` lists files that failed;
+    ``other_sizes`` the (width, height) of images that were resized."""
 
-    def __init__(self, folder: str, batch_size: int = 50, size: int = 299) -> None:
+    def __init__(self, folder: str, batch_size: int = 50, size: int = 299, channels: int = 3) -> None:
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {channels}")
         if not os.path.isdir(folder):
             raise DatasetNotFoundError(f"{folder} is not a folder of images")
         self.paths = list_images(folder)
         if not self.paths:
             raise DatasetNotFoundError(
                 f"no images in {os.path.abspath(folder)} (looked for {', '.join(IMAGE_EXTENSIONS)})")
-        self.folder, self.batch_size, self.size = folder, batch_size, size
+        self.folder, self.batch_size, self.size, self.channels = folder, batch_size, size, channels
         self.unreadable: list[str] = []
+        self.other_sizes: set[tuple[int, int]] = set()
 
     def _load(self, path: str) -> torch.Tensor | None:
         try:
             with Image.open(path) as img:
-                arr = np.asarray(img.convert("RGB"), dtype=np.float32)
+                arr = np.asarray(img.convert("RGB" if self.channels == 3 else "L"), dtype=np.float32)
         except Exception:  # noqa: BLE001  PIL raises many kinds; count and go on
             self.unreadable.append(path)
             return None
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        if arr.shape[:2] != (self.size, self.size):
+            self.other_sizes.add((arr.shape[1], arr.shape[0]))
         x = torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0) / 127.5 - 1
         return resize_like_tf1(x, self.size)
 
