@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from spectral_gan.data.base import GANDataModule
+from spectral_gan.data.base import REFERENCE_SUBSET, GANDataModule
 from spectral_gan.errors import ConfigError
 from spectral_gan.metrics.extractors import CLASSIFIER_DATASETS, classifier_suite, inception_suite
 from spectral_gan.metrics.registry import MetricSpec, spec
@@ -146,6 +146,7 @@ class Evaluator:
         the data module's identity (source, folder, shape, preprocessing), split, sample count,
         extractor and its weights. It keys the cache file and is stored inside it."""
         facts = {"data": self.dm.reference_identity(), "split": self.reference_split,
+                 "subset": REFERENCE_SUBSET,
                  "n": self.num_samples, "extractor": self.protocol[name]["extractor"],
                  "weights": str(self.protocol[name].get("weights"))}
         return json.dumps(facts, sort_keys=True, default=str)

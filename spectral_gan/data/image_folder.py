@@ -135,7 +135,7 @@ class ImageFolderDataModule(GANDataModule):
         return ImageFiles(self._paths, transform, "L" if c == 1 else "RGB", self.on_bad_image)
 
     def reference_images(self, split: str, n: int, batch_size: int = 250) -> Iterator[torch.Tensor]:
-        """The first ``n`` readable images in sorted path order (the folder is the one split)."""
+        """``n`` readable images (``reference_indices`` of the sorted paths; the folder is the one split)."""
         self.check_reference_split(split)
         return first_batches(self._dataset_images(), n, batch_size)
 

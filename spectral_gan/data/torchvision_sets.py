@@ -123,7 +123,7 @@ class TorchvisionDataModule(GANDataModule):
         return ImagesOnly(self._dataset)
 
     def reference_images(self, split: str, n: int, batch_size: int = 250) -> Iterator[torch.Tensor]:
-        """The first ``n`` images of ``split`` in torchvision's order (another split than the
+        """``n`` images of ``split`` (``reference_indices`` of torchvision's order) (another split than the
         one trained on is opened for this call only, with the same transform)."""
         self.check_reference_split(split)
         images = self._dataset_images() if split == self.split else ImagesOnly(self._open(split))
