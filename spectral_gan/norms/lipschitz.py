@@ -123,12 +123,12 @@ class LayerConstants:
             if v is None or tuple(v.shape[1:]) != shape:  # a fresh vector: warm it up first
                 v = conv_operator.iterate(layer, weight, conv_operator.random_vector(
                     shape, weight.device), WARMUP_ITERATIONS)
-            if self.iterations is None:  # converged: until sigma moves by < 1e-7 (relative)
+            if self.iterations is None:  # converged: until sigma moves by < 1e-6 (relative)
                 value, previous = None, None
-                for _ in range(200):
+                for _ in range(100):
                     v = conv_operator.iterate(layer, weight, v, 10)
                     value = conv_operator.sigma(layer, weight, v)
-                    if previous is not None and abs(float(value) - previous) <= 1e-7 * float(value):
+                    if previous is not None and abs(float(value) - previous) <= 1e-6 * float(value):
                         break
                     previous = float(value)
             else:
