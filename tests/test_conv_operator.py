@@ -103,3 +103,16 @@ def test_sn_conv_on_a_bare_layer_and_pause():
     assert torch.equal(v0, p.power.v)
     layer(torch.randn(1, 2, 6, 6))
     assert not torch.equal(v0, p.power.v)
+
+
+def test_sn_with_weight_sn_conv_trains_on_mnist5k_and_logs_operator_norms(cfg_factory, tmp_path):
+    from spectral_gan.training import train
+    from tests.test_train import scalars
+    result = train(cfg_factory("data=mnist5k", "batch_size=8", "generator.ch=4",
+                               "discriminator.ch=4", "norm=sn", "norm.weight=sn_conv", "steps=3"))
+    assert result["gen_step"] == 3
+    d = result["module"].D
+    assert isinstance(d.features[0].parametrizations.weight[0], ConvSpectralNorm)
+    logged = scalars(str(tmp_path))
+    assert "sigma_op/conv0" in logged and "sigma/conv0" in logged
+    assert logged["lipschitz/bound_layerwise"][-1][1] >= logged["lipschitz/grad_max"][-1][1]

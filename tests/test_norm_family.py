@@ -293,7 +293,8 @@ def test_condition_numbers():
     assert cond["condition/fc1"].item() == pytest.approx((s[0] / s[-1]).item(), rel=1e-4)
     # sigma_eff: the exact norm of the normalized weight, not the iteration's own u^T W v: a
     # lagging iteration (here: none since construction's warm-up) shows as a value off 1.
-    exact = torch.linalg.matrix_norm(d.net[2].weight.detach(), ord=2)
+    with power_iteration_paused(d):  # in training mode each access of .weight iterates
+        exact = torch.linalg.matrix_norm(d.net[2].weight.detach(), ord=2)
     assert cond["sigma_eff/fc1"].item() == pytest.approx(exact.item(), rel=1e-5)
     with torch.no_grad():  # the raw weight moves; u, v stay: the effective norm is no longer 1
         d.net[2].parametrizations.weight.original.add_(torch.randn(8, 8))

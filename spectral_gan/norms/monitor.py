@@ -65,14 +65,24 @@ def spectral_report(model: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
+def singular_values(matrix: torch.Tensor) -> torch.Tensor:
+    """All singular values of ``matrix``, descending: square roots of the eigenvalues of the
+    smaller Gram matrix (``M M^T`` or ``M^T M``) in float64. A third of ``svdvals``'s time on the
+    SN CNN's weights (docs/benchmarks.md); float64 keeps sigma_min accurate for condition numbers
+    up to about 1e7."""
+    m = matrix.double()
+    gram = m @ m.t() if m.shape[0] <= m.shape[1] else m.t() @ m
+    return torch.linalg.eigvalsh(gram).clamp_min(0).sqrt().flip(0).float()
+
+
 @torch.no_grad()
 def condition_numbers(model: nn.Module) -> dict[str, torch.Tensor]:
     """``sigma_eff/<layer>`` and ``condition/<layer>`` from the singular values of each effective
-    weight as a matrix (one ``svdvals`` per layer; costs: docs/benchmarks.md)."""
+    weight as a matrix (:func:`singular_values`; costs: docs/benchmarks.md)."""
     out = {}
     with power_iteration_paused(model):
         for name, layer in weight_layers(model):
-            s = torch.linalg.svdvals(weight_matrix(layer.weight.detach().float(), output_dim(layer)))
+            s = singular_values(weight_matrix(layer.weight.detach(), output_dim(layer)))
             out[f"sigma_eff/{name}"] = s[0]
             out[f"condition/{name}"] = s[0] / s[-1].clamp_min(1e-12)
     return out
