@@ -83,7 +83,7 @@ class GAN(pl.LightningModule):
         self.penalty_weight = settings.penalty.effective_weight
         self.gate_signals = per_update_signals(discriminator)
         # Warm-started operator-norm vectors and input sizes of D's convolutions (not checkpointed)
-        self._constants = LayerConstants(settings.monitor.lipschitz_iterations)
+        self._constants = LayerConstants(settings.monitor.lipschitz_iterations, settings.seed)
         self.evaluator = evaluator
         primary = evaluator.primary if evaluator is not None else None
         self.best_metric = worst_value(primary) if primary else math.inf  # direction: metrics/registry.py

@@ -80,9 +80,14 @@ def sigma(layer: nn.Module, weight: torch.Tensor, v: torch.Tensor) -> torch.Tens
         return apply(layer, weight.float(), v.detach().float()).norm()
 
 
-def random_vector(input_shape: tuple[int, ...], device=None, generator=None) -> torch.Tensor:
-    """A random unit vector of one sample's shape (with a batch dimension of 1)."""
-    v = torch.randn((1, *input_shape), device=device, generator=generator)
+def random_vector(input_shape: tuple[int, ...], device=None,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random unit vector of one sample's shape (with a batch dimension of 1); drawn on the CPU
+    from ``generator`` when given (so that diagnostics leave the training RNG stream alone)."""
+    if generator is not None:
+        v = torch.randn((1, *input_shape), generator=generator).to(device)
+    else:
+        v = torch.randn((1, *input_shape), device=device)
     return v / v.norm()
 
 

@@ -81,8 +81,11 @@ class LayerConstants:
     size of each convolution, recorded by :meth:`recording` around a forward.
     """
 
-    def __init__(self, iterations: int | None = 2) -> None:
+    def __init__(self, iterations: int | None = 2, seed: int = 0) -> None:
         self.iterations = iterations
+        # Random draws of the diagnostics (fresh vectors, interpolation weights) come from here,
+        # never from the global stream: a run's trajectory must not depend on when it logs.
+        self.generator = torch.Generator().manual_seed(seed)
         self.vectors: dict[int, torch.Tensor] = {}
         self.input_shapes: dict[int, tuple[int, ...]] = {}
         self.per_layer: dict[str, torch.Tensor] = {}  # operator norms of the last bound, by name
@@ -122,7 +125,7 @@ class LayerConstants:
             v = self.vectors.get(id(layer))
             if v is None or tuple(v.shape[1:]) != shape:  # a fresh vector: warm it up first
                 v = conv_operator.iterate(layer, weight, conv_operator.random_vector(
-                    shape, weight.device), WARMUP_ITERATIONS)
+                    shape, weight.device, self.generator), WARMUP_ITERATIONS)
             if self.iterations is None:  # converged: until sigma moves by < 1e-6 (relative)
                 value, previous = None, None
                 for _ in range(100):
@@ -189,7 +192,7 @@ def lipschitz_report(model: nn.Module, real: torch.Tensor, fake: torch.Tensor,
     records the convolutions' input sizes during its forward."""
     n = min(samples, len(real), len(fake))
     real, fake = real[:n].detach(), fake[:n].detach()
-    eps = torch.rand((n,) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
+    eps = torch.rand((n,) + (1,) * (real.dim() - 1), generator=constants.generator).to(real)
     points = {"real": real, "fake": fake, "interp": eps * real + (1 - eps) * fake}
     was_training = model.training
     out: dict[str, torch.Tensor] = {}
