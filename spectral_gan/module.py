@@ -30,7 +30,9 @@ from spectral_gan.divergence import DivergenceGuard
 from spectral_gan.losses import AdversarialLoss
 from spectral_gan.metrics.registry import is_improvement, worst_value
 from spectral_gan.norms import per_update_signals, power_iteration_paused, run_per_update
-from spectral_gan.norms.monitor import condition_numbers, spectral_report
+from spectral_gan.norms.lipschitz import LayerConstants, lipschitz_report
+from spectral_gan.norms.monitor import (activation_drift, condition_numbers, layer_grad_norms,
+                                        spectral_report)
 from spectral_gan.norms.spectral import learned_scales
 from spectral_gan.resume import stored_best
 from spectral_gan import run_logging
@@ -81,6 +83,8 @@ class GAN(pl.LightningModule):
         self.penalty = settings.penalty.penalty
         self.penalty_weight = settings.penalty.effective_weight
         self.gate_signals = per_update_signals(discriminator)
+        # Warm-started operator-norm vectors and input sizes of D's convolutions (not checkpointed)
+        self._constants = LayerConstants(settings.monitor.lipschitz_iterations, settings.seed)
         self.evaluator = evaluator
         primary = evaluator.primary if evaluator is not None else None
         self.best_metric = worst_value(primary) if primary else math.inf  # direction: metrics/registry.py
@@ -163,8 +167,7 @@ class GAN(pl.LightningModule):
         self.log("gen_step", float(step), logger=False)  # for checkpoint file names
         if log_step:
             self._log_scalars(step, stats, loss_g, d_opt, g_opt)
-        if schedule.svd_every and step % schedule.svd_every == 0:
-            self.log_scalars(condition_numbers(self.D), step)
+        self._log_diagnostics(step, last, stats)
         if schedule.due(schedule.sample_every, step, last):
             self.log_samples(step)
         if self.evaluation_due(step):
@@ -204,7 +207,8 @@ class GAN(pl.LightningModule):
         if not finite:
             return None
         stats = {"loss_d": loss_d, "loss_adv": loss_adv, "penalty": penalty,
-                 "d_real": d_real.detach(), "d_fake": d_fake.detach()}
+                 "d_real": d_real.detach(), "d_fake": d_fake.detach(),
+                 "real": real, "fake": fake}  # kept for the diagnostics of this step
         if self.gate_signals:  # per-update hooks (OSN's adaptive gates): on device, no host sync
             signals = {"logit_gap": d_real.detach().mean() - d_fake.detach().mean()}
             if "grad_norm" in self.gate_signals:
@@ -333,6 +337,25 @@ class GAN(pl.LightningModule):
             log_hparams(self.loggers, self.run_hparams, declared)
             self._hparams_logged = True
         self.log_scalars({**metrics, **hp}, step)
+
+    def _log_diagnostics(self, step: int, last: int, stats: dict[str, Any]) -> None:
+        """The per-layer and Lipschitz diagnostics, each at its cadence (``monitor.*``; what each
+        tag means: ``norms.monitor``, ``norms.lipschitz``)."""
+        schedule = self.schedule
+        values: dict[str, Any] = {}
+        if schedule.due(schedule.svd_every, step, last):
+            values.update(condition_numbers(self.D))
+        real, fake = stats.get("real"), stats.get("fake")  # absent when every D update was skipped
+        if schedule.due(schedule.lipschitz_every, step, last) and real is not None:
+            values.update(lipschitz_report(self.D, real, fake, self._constants,
+                                           self.settings.monitor.lipschitz_samples))
+        if schedule.due(schedule.layer_stats_every, step, last):
+            values.update(layer_grad_norms(self.D, "grad_norm/d"))
+            values.update(layer_grad_norms(self.G, "grad_norm/g"))
+            if real is not None:
+                values.update(activation_drift(self.D, [real, fake]))
+        if values:
+            self.log_scalars(values, step)
 
     def log_scalars(self, metrics: dict[str, Any], step: int) -> None:
         """Scalars at generator step ``step``, through ``self.log``: to every logger (a logged

@@ -31,7 +31,9 @@ class Schedule:
     log_every: int = 50       # scalars to the loggers
     sample_every: int = 500   # sample grid of the fixed noise
     eval_every: int = 0       # evaluation (FID, IS ...); 0: only at the end
-    svd_every: int = 0        # condition numbers of D's layers (full SVD); 0: off
+    svd_every: int = 50       # sigma_eff/ and condition/ of D's layers (svdvals); 0: off
+    lipschitz_every: int = 50  # lipschitz/* and sigma_op/ of D; 0: off
+    layer_stats_every: int = 50  # grad_norm/{d,g}/<layer> and drift/<layer>; 0: off
     num_samples: int = 64     # images in the sample grid
 
     def __post_init__(self) -> None:
@@ -42,7 +44,7 @@ class Schedule:
             if int(getattr(self, key)) < 1:
                 raise ConfigError(f"{key} must be a positive number of generator steps, got "
                                   f"{getattr(self, key)}")
-        for key in ("eval_every", "svd_every"):
+        for key in ("eval_every", "svd_every", "lipschitz_every", "layer_stats_every"):
             if int(getattr(self, key)) < 0:
                 raise ConfigError(f"{key} must be 0 (off) or a positive number of generator "
                                   f"steps, got {getattr(self, key)}")

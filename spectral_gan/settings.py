@@ -13,6 +13,7 @@ from typing import Any
 
 from spectral_gan.divergence import DivergenceSettings, FaultInjection
 from spectral_gan.ema import EMASettings
+from spectral_gan.errors import ConfigError
 from spectral_gan.penalties import Penalty, get_penalty
 from spectral_gan.schedule import Schedule
 from spectral_gan.speed import check_joint_d_pass
@@ -36,6 +37,22 @@ class PenaltySettings:
     def effective_weight(self) -> float:
         p = self.penalty
         return float(self.weight if self.weight is not None else p.default_weight if p else 0.0)
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """How the Lipschitz diagnostics are computed (``monitor.*``; their cadences are the
+    schedule's): power-iteration steps per log for each convolution's operator norm (warm-started
+    from the last log's vector), and samples per kind (real, fake, interpolated) for the input
+    gradient lower bound."""
+
+    lipschitz_iterations: int = 2
+    lipschitz_samples: int = 16
+
+    def __post_init__(self) -> None:
+        for key in ("lipschitz_iterations", "lipschitz_samples"):
+            if int(getattr(self, key)) < 1:
+                raise ConfigError(f"monitor.{key} must be a positive integer, got {getattr(self, key)}")
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,7 @@ class RunPaths:
 @dataclass(frozen=True)
 class GANSettings:
     schedule: Schedule = field(default_factory=Schedule)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
     ema: EMASettings = field(default_factory=EMASettings)
     divergence: DivergenceSettings = field(default_factory=DivergenceSettings)
     penalty: PenaltySettings = field(default_factory=PenaltySettings)
@@ -82,12 +100,16 @@ class GANSettings:
             value = cfg.get(name) or {}
             return dict(value.items()) if hasattr(value, "items") else {}
 
-        evaluation, norm = node("eval"), node("norm")
+        evaluation, norm, monitor = node("eval"), node("norm"), node("monitor")
+        cadence = {k: int(monitor[k] or 0) for k in ("svd_every", "lipschitz_every", "layer_stats_every")
+                   if k in monitor}
         return cls(
             schedule=Schedule(n_dis=int(cfg.n_dis), batch_size=int(cfg.batch_size),
                               log_every=int(cfg.log_every), sample_every=int(cfg.sample_every),
                               eval_every=int(evaluation.get("every", 0) or 0),
-                              svd_every=int(node("monitor").get("svd_every", 0) or 0)),
+                              **cadence),
+            monitor=MonitorSettings(**{k: int(monitor[k]) for k in
+                                       ("lipschitz_iterations", "lipschitz_samples") if k in monitor}),
             ema=EMASettings(**node("ema")),
             divergence=DivergenceSettings(**node("divergence")),
             penalty=PenaltySettings(norm.get("penalty", "none") or "none", norm.get("penalty_weight")),

@@ -50,7 +50,10 @@ def test_compare_table_and_plots_match_the_event_files(sweep, capsys):
         assert float(row["modes_best"]) == statistics.fmean(max(v for _, v in s["metrics/modes"])
                                                             for s in logged)
         assert int(row["last_step"]) == 4 and int(row["diverged"]) == 0
-    for name in ("comparison.md", "metrics_reverse_kl.png", "metrics_modes.png", "sigma_per_layer.png"):
+    for name in ("comparison.md", "metrics_reverse_kl.png", "metrics_modes.png", "sigma_per_layer.png",
+                 "sigma_eff_per_layer.png", "condition_per_layer.png", "grad_norm_d_per_layer.png",
+                 "grad_norm_g_per_layer.png", "drift_per_layer.png",
+                 "lipschitz_bound_layerwise.png", "lipschitz_grad_max.png"):
         assert (sweep / name).exists(), name
     assert "norm=sn" in printed and "reverse_kl final" in printed
 

@@ -3,7 +3,8 @@
 Reads the TensorBoard event files of every run under SWEEP_DIR (a multirun directory; a sweep
 still running or with diverged runs is fine) and writes into it: comparison.md (table),
 comparison.csv, and PNG plots (each metric against step with a band over seeds, one line per
-configuration; per-layer sigma against step). Prints the table. Runs that differ only by seed
+configuration; the Lipschitz bound and gradient lower bound; per-layer sigma, sigma_eff, sigma_op,
+condition numbers, gradient norms of D and G, drift). Prints the table. Runs that differ only by seed
 form one configuration; metrics are mean ± std over seeds, final and best.
 """
 from __future__ import annotations

@@ -7,7 +7,7 @@ conv3x3 8ch, each followed by leaky ReLU (slope 0.1), then dense -> 1. ``ch=64``
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -65,3 +65,12 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).flatten(1)).squeeze(1)
+
+    def lipschitz_bound(self, k: Callable[[nn.Module], torch.Tensor]) -> torch.Tensor:
+        """An upper bound on D's Lipschitz constant given each part's constant ``k(part)``
+        (``spectral_gan.norms.lipschitz``): the parts run in series, so their constants multiply;
+        flattening is an isometry."""
+        bound = k(self.head)
+        for part in self.features:
+            bound = bound * k(part)
+        return bound

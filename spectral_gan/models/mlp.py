@@ -7,7 +7,7 @@ vector data (the grid spans [-4, 4]) and tanh for images (data in [-1, 1]).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -55,3 +55,11 @@ class MLPDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.flatten(1)).squeeze(1)
+
+    def lipschitz_bound(self, k: Callable[[nn.Module], torch.Tensor]) -> torch.Tensor:
+        """An upper bound on D's Lipschitz constant given each part's constant ``k(part)``
+        (``spectral_gan.norms.lipschitz``): the layers run in series, so the constants multiply."""
+        bound = torch.tensor(1.0)
+        for part in self.net:
+            bound = bound * k(part)
+        return bound

@@ -12,7 +12,7 @@ sum pooling and a dense layer.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +21,7 @@ from torch import nn
 from spectral_gan.models.common import activation as make_activation
 from spectral_gan.models.common import image_shape, initialize
 from spectral_gan.norms import IDENTITY, NormHook
+from spectral_gan.norms.lipschitz import AVG_POOL_2X2, sum_pool_constant
 
 SIZES = (32, 48, 64)
 # size -> (default ch, bottom resolution, block output channels as multiples of ch)
@@ -96,6 +97,16 @@ class DBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._residual(x) + self._skip(x)
 
+    def lipschitz_bound(self, k: Callable[[nn.Module], torch.Tensor]) -> torch.Tensor:
+        """``K(residual) + K(shortcut)``: the two branches run in parallel and are summed, so
+        their constants add (an identity shortcut has 1). 2x2 average pooling: 1/2."""
+        pool = AVG_POOL_2X2 if self.down else 1.0
+        residual = k(self.conv1) * k(self.norm2) * k(self.act) * k(self.conv2) * pool
+        if not self.optimized:
+            residual = residual * k(self.norm1) * k(self.act)
+        shortcut = k(self.shortcut) * pool if self.learnable_sc else 1.0
+        return residual + shortcut
+
 
 class ResNetDiscriminator(nn.Module):
     def __init__(self, shape: Sequence[int], ch: int | None = None, norm: NormHook = IDENTITY,
@@ -111,7 +122,17 @@ class ResNetDiscriminator(nn.Module):
             cin = m * ch
         self.blocks = nn.Sequential(*blocks)
         self.head = norm.wrap(initialize(nn.Linear(cin, 1), init), "dense", output=True)
+        self.final_positions = (size // 2 ** sum(downs)) ** 2  # summed by the global pooling
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.act(self.blocks(x)).sum(dim=(2, 3))  # global sum pooling
         return self.head(h).squeeze(1)
+
+    def lipschitz_bound(self, k: Callable[[nn.Module], torch.Tensor]) -> torch.Tensor:
+        """An upper bound on D's Lipschitz constant given each part's constant ``k(part)``
+        (``spectral_gan.norms.lipschitz``): blocks in series (each the sum of its two branches),
+        the final activation, the global sum over H*W positions (sqrt(H*W)) and the dense layer."""
+        bound = k(self.head) * k(self.act) * sum_pool_constant(self.final_positions)
+        for block in self.blocks:
+            bound = bound * block.lipschitz_bound(k)
+        return bound

@@ -93,6 +93,7 @@ class NormHook:
         """
         name = name or f"layer{len(self.wrapped)}"
         layer.norm_name = name  # read by spectral_gan.norms.monitor
+        layer.norm_output = output  # the logit layer: no hidden pre-activation (monitor's drift)
         if not self.selects(name):
             return layer
         flag: dict[str, Any] = {"output_layer": output} if self._weight.takes_output_layer else {}

@@ -86,9 +86,48 @@ def write_csv(rows: list[dict], path: str) -> None:
         writer.writerows(rows)
 
 
+# Whole-network scalars plotted like the metrics (mean and band over seeds).
+LIPSCHITZ = ("lipschitz/bound_layerwise", "lipschitz/grad_max")
+# Per-layer groups: (tag prefix, y label, log scale); one plot each, one line per layer and
+# configuration (first seed). The file is <prefix with / as _>per_layer.png.
+PER_LAYER_GROUPS = (
+    ("sigma/", "sigma of the raw weight (first seed)", True),
+    ("sigma_eff/", "exact sigma of the normalized weight as a matrix", True),
+    ("sigma_op/", "operator norm of the normalized convolution", True),
+    ("condition/", "condition number of the normalized weight", True),
+    ("grad_norm/d/", "gradient norm per D layer", True),
+    ("grad_norm/g/", "gradient norm per G layer", True),
+    ("drift/", "drift: RMS over channels of the batch mean of the layer output", False),
+)
+
+
+def _per_layer_plot(runs, groups, labels, prefix, ylabel, log_scale, out_dir, plt) -> str | None:
+    tags = sorted({t for r in runs for t in r.scalars if t.startswith(prefix)})
+    if not tags:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for config, members in groups.items():
+        for tag in tags:
+            series = members[0].series(tag)
+            if series:
+                ax.plot([s for s, _ in series], [v for _, v in series],
+                        label=f"{labels[config]} {tag[len(prefix):]}", linewidth=0.8)
+    ax.set_xlabel("generator step")
+    ax.set_ylabel(ylabel)
+    if log_scale:
+        ax.set_yscale("log")
+    ax.legend(fontsize=5, ncol=2)
+    fig.tight_layout()
+    path = os.path.join(out_dir, f"{prefix.replace('/', '_')}per_layer.png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def write_plots(runs: list[Run], out_dir: str) -> list[str]:
-    """Metric against step (mean with a band over seeds, one line per configuration), and
-    per-layer sigma against step. Returns the files written."""
+    """Metric against step (mean with a band over seeds, one line per configuration), the
+    Lipschitz bound and gradient lower bound likewise, and one plot per group of per-layer
+    scalars (``PER_LAYER_GROUPS``). Returns the files written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -98,6 +137,7 @@ def write_plots(runs: list[Run], out_dir: str) -> list[str]:
     groups = group(runs)
     labels = short_labels(list(groups))
     tags = [m for m in METRICS if any(m in r.scalars for r in runs)] + ["loss/d"]
+    tags += [t for t in LIPSCHITZ if any(t in r.scalars for r in runs)]
     for tag in tags:
         fig, ax = plt.subplots(figsize=(7, 4))
         for config, members in groups.items():
@@ -121,22 +161,8 @@ def write_plots(runs: list[Run], out_dir: str) -> list[str]:
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)
-    sigma_tags = sorted({t for r in runs for t in r.scalars if t.startswith("sigma/")})
-    if sigma_tags:
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for config, members in groups.items():
-            for tag in sigma_tags:
-                series = members[0].series(tag)
-                if series:
-                    ax.plot([s for s, _ in series], [v for _, v in series],
-                            label=f"{labels[config]} {tag[len('sigma/'):]}", linewidth=0.8)
-        ax.set_xlabel("generator step")
-        ax.set_ylabel("sigma of the raw weight (first seed)")
-        ax.set_yscale("log")
-        ax.legend(fontsize=5, ncol=2)
-        fig.tight_layout()
-        path = os.path.join(out_dir, "sigma_per_layer.png")
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+    for prefix, ylabel, log_scale in PER_LAYER_GROUPS:
+        path = _per_layer_plot(runs, groups, labels, prefix, ylabel, log_scale, out_dir, plt)
+        if path:
+            written.append(path)
     return written
