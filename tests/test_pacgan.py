@@ -66,6 +66,16 @@ def test_packed_discriminator_is_the_plain_one_on_concatenated_inputs():
     assert torch.allclose(d(x), d.forward_packed(x.reshape(3, 6)))
 
 
+def test_batch_statistics_are_over_the_tuples_of_one_call():
+    """BN/MSN with packing are allowed: a D call holds real tuples or fake tuples only, so the
+    statistics mix nothing that they would not mix unpacked; they average over B/m rows."""
+    d = MLPDiscriminator((2,), hidden=8, depth=2, pack=2, norm=NormHook(feature="batch"))
+    bn = next(m for m in d.modules() if isinstance(m, torch.nn.BatchNorm1d))
+    rows = []
+    bn.register_forward_pre_hook(lambda m, args: rows.append(args[0].shape[0]))
+    assert d(torch.randn(10, 2)).shape == (5,) and rows == [5]
+
+
 def test_penalties_see_tuples():
     """WGAN-GP on a packed linear D: the input gradient of each tuple is w, so the penalty is
     10 (||w|| - 1)^2 with ||w|| over the whole tuple (a per-sample norm would be smaller)."""
