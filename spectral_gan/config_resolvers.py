@@ -11,6 +11,8 @@ from spectral_gan.schedule import optimizer_steps
 def register() -> None:
     if not OmegaConf.has_resolver("optimizer_steps"):
         OmegaConf.register_new_resolver("optimizer_steps", optimizer_steps)
+    if not OmegaConf.has_resolver("mul"):  # ${mul:100,${discriminator.pack}}: PacGAN's batch
+        OmegaConf.register_new_resolver("mul", lambda a, b: a * b)
     if not OmegaConf.has_resolver("pid"):  # run directory names: unique among concurrent runs
         OmegaConf.register_new_resolver("pid", os.getpid, use_cache=True)
 

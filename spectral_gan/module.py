@@ -28,6 +28,7 @@ from spectral_gan import ema as ema_lib
 from spectral_gan import health
 from spectral_gan.divergence import DivergenceGuard
 from spectral_gan.losses import AdversarialLoss
+from spectral_gan.models.pack import packed_count, penalty_inputs
 from spectral_gan.metrics.registry import is_improvement, worst_value
 from spectral_gan.norms import per_update_signals, power_iteration_paused, run_per_update
 from spectral_gan.norms.lipschitz import LayerConstants, lipschitz_report
@@ -187,15 +188,16 @@ class GAN(pl.LightningModule):
         step = self.gen_step + 1
         with parametrize.cached():  # D's weights (and their power iteration) once per update
             if self._joint:
-                d_real, d_fake = self.D(torch.cat([real, fake])).split([len(real), len(fake)])
+                d_real, d_fake = self.D(torch.cat([real, fake])).split(
+                    [packed_count(self.D, len(real)), packed_count(self.D, len(fake))])
             else:
                 d_real, d_fake = self.D(real), self.D(fake)
             loss_adv = self.settings.fault.apply(self.loss.d(d_real, d_fake), step, self.global_rank)
             loss_d = loss_adv
             penalty = None
             if self.penalty is not None:
-                penalty = self.penalty.fn(self.D, real, fake, weight=self.penalty_weight,
-                                          scale=self.penalty_scale())
+                penalty = self.penalty.fn(*penalty_inputs(self.D, real, fake),  # per D input
+                                          weight=self.penalty_weight, scale=self.penalty_scale())
                 loss_d = loss_d + penalty
             d_opt.zero_grad(set_to_none=True)
             finite = self.guard.allow(loss_d, d_opt, "discriminator loss", step)

@@ -3,12 +3,16 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
 from torch import nn
 
 from spectral_gan.errors import ConfigError
 
 INITS = ("default", "normal_0.02", "xavier", "lecun", "orthogonal")
 ACTIVATIONS = ("leaky_relu", "relu", "selu")
+# ``maxout`` (Goodfellow et al. 2013) widens the layer before it (``pieces`` outputs per unit), so
+# only the models that build it themselves offer it (MLPDiscriminator, activation=maxout).
+MAXOUT = "maxout"
 
 
 def image_shape(model: str, shape: Sequence[int], sizes: Sequence[int]) -> tuple[int, int]:
@@ -60,3 +64,23 @@ def activation(name: str, negative_slope: float = 0.1) -> nn.Module:
     if name == "selu":
         return nn.SELU()
     raise ConfigError(f"unknown activation {name!r}; valid options are: {', '.join(ACTIVATIONS)}")
+
+
+class Maxout(nn.Module):
+    """Maxout units (Goodfellow et al., ICML 2013): the preceding layer gives ``pieces`` values per
+    unit, consecutive along the last dimension (unit j owns features j*pieces .. j*pieces +
+    pieces - 1), and each unit outputs their maximum: (B, units*pieces) -> (B, units). The layout
+    of Blocks' ``LinearMaxout``, which PacGAN's 2-D discriminator uses (fjxmlzn/PacGAN,
+    ``synthetic_data_experiments/2DRing_GAN&PacGAN``: 5 pieces, 200 units)."""
+
+    def __init__(self, pieces: int) -> None:
+        super().__init__()
+        if isinstance(pieces, bool) or not isinstance(pieces, int) or pieces < 1:
+            raise ConfigError(f"maxout_pieces must be a positive integer, got {pieces!r}")
+        self.pieces = pieces
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unflatten(-1, (x.shape[-1] // self.pieces, self.pieces)).amax(-1)
+
+    def extra_repr(self) -> str:
+        return f"pieces={self.pieces}"

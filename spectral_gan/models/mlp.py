@@ -13,20 +13,30 @@ import torch
 from torch import nn
 
 from spectral_gan.models.common import activation as make_activation
-from spectral_gan.models.common import initialize
+from spectral_gan.errors import ConfigError
+from spectral_gan.models.common import MAXOUT, Maxout, initialize
+from spectral_gan.models.pack import pack_samples
 from spectral_gan.norms import IDENTITY, NormHook
 
 
 class MLPGenerator(nn.Module):
     def __init__(self, shape: Sequence[int], z_dim: int = 16, hidden: int = 128, depth: int = 3,
-                 init: str = "default") -> None:
+                 init: str = "default", batch_norm: bool = False, bn_momentum: float = 0.1) -> None:
+        """``batch_norm``: BatchNorm1d between each hidden layer and its ReLU, the hidden layers
+        then without bias (PacGAN's 2-D generator, fjxmlzn/PacGAN ``2DGrid_GAN&PacGAN/
+        pacgan_task.py``, whose population statistics move by 0.05 per update:
+        ``bn_momentum=0.05``). Samples are drawn in eval mode, with those running statistics."""
         super().__init__()
         self.shape = tuple(int(s) for s in shape)
         self.z_dim = z_dim
         layers: list[nn.Module] = []
         d = z_dim
         for _ in range(depth):
-            layers += [initialize(nn.Linear(d, hidden), init), nn.ReLU(inplace=True)]
+            if batch_norm:
+                layers += [initialize(nn.Linear(d, hidden, bias=False), init),
+                           nn.BatchNorm1d(hidden, momentum=bn_momentum), nn.ReLU(inplace=True)]
+            else:
+                layers += [initialize(nn.Linear(d, hidden), init), nn.ReLU(inplace=True)]
             d = hidden
         layers.append(initialize(nn.Linear(d, math.prod(self.shape)), init))
         if len(self.shape) > 1:
@@ -38,22 +48,41 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
+    """``activation=maxout``: each hidden layer is a maxout layer (a Linear layer with
+    ``maxout_pieces`` outputs per unit, then the max over each unit's pieces; the norm wraps
+    that Linear layer, a feature norm comes before the max), as PacGAN's 2-D discriminator.
+
+    ``pack=m``: PacGAN's packing (``spectral_gan.models.pack``): the input layer takes m samples
+    concatenated, a batch of B samples (B a multiple of m) gives B/m logits, one per tuple of
+    consecutive samples.
+    """
+
     def __init__(self, shape: Sequence[int], hidden: int = 128, depth: int = 3,
                  norm: NormHook = IDENTITY, negative_slope: float = 0.2,
-                 init: str = "default", activation: str = "leaky_relu") -> None:
+                 init: str = "default", activation: str = "leaky_relu",
+                 maxout_pieces: int = 5, pack: int = 1) -> None:
         super().__init__()
+        if isinstance(pack, bool) or not isinstance(pack, int) or pack < 1:
+            raise ConfigError(f"discriminator.pack must be a positive integer, got {pack!r}")
+        self.pack = pack
+        maxout = activation == MAXOUT
+        width = hidden * maxout_pieces if maxout else hidden
         layers: list[nn.Module] = []
-        d = math.prod(int(s) for s in shape)
+        d = pack * math.prod(int(s) for s in shape)
         for i in range(depth):
-            layers.append(norm.wrap(initialize(nn.Linear(d, hidden), init), f"fc{i}"))
+            layers.append(norm.wrap(initialize(nn.Linear(d, width), init), f"fc{i}"))
             if i > 0:
-                layers.append(norm.feature_norm(hidden, dims=1))
-            layers.append(make_activation(activation, negative_slope))
+                layers.append(norm.feature_norm(width, dims=1))
+            layers.append(Maxout(maxout_pieces) if maxout else make_activation(activation, negative_slope))
             d = hidden
         layers.append(norm.wrap(initialize(nn.Linear(d, 1), init), "out", output=True))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_packed(pack_samples(x, self.pack))
+
+    def forward_packed(self, x: torch.Tensor) -> torch.Tensor:
+        """D on inputs already packed (B/m, m * features): what gradient penalties differentiate."""
         return self.net(x.flatten(1)).squeeze(1)
 
     def lipschitz_bound(self, k: Callable[[nn.Module], torch.Tensor]) -> torch.Tensor:
