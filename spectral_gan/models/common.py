@@ -73,6 +73,10 @@ class Maxout(nn.Module):
     of Blocks' ``LinearMaxout``, which PacGAN's 2-D discriminator uses (fjxmlzn/PacGAN,
     ``synthetic_data_experiments/2DRing_GAN&PacGAN``: 5 pieces, 200 units)."""
 
+    # 1-Lipschitz in the 2-norm: |max_k a_k - max_k b_k| <= max_k |a_k - b_k| per unit, and the
+    # sum over units of those squares is at most ||a - b||^2 (read by norms/lipschitz.py).
+    lipschitz_constant = 1.0
+
     def __init__(self, pieces: int) -> None:
         super().__init__()
         if isinstance(pieces, bool) or not isinstance(pieces, int) or pieces < 1:

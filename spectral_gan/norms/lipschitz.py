@@ -50,7 +50,11 @@ WARMUP_ITERATIONS = 20  # power-iteration steps for a convolution's first figure
 
 
 def activation_constant(module: nn.Module) -> float | None:
-    """The Lipschitz constant of an elementwise nonlinearity, or None if not one known here."""
+    """The Lipschitz constant of an elementwise nonlinearity, or None if not one known here.
+    A module may state its own as ``lipschitz_constant`` (e.g. maxout units)."""
+    own = getattr(module, "lipschitz_constant", None)
+    if own is not None:
+        return float(own)
     if isinstance(module, nn.LeakyReLU):
         return max(1.0, abs(float(module.negative_slope)))
     if isinstance(module, nn.SELU):
