@@ -113,13 +113,12 @@ def bare_loop_step_time(steps: int, batch: int, ch: int | None, device: str, n_d
     projects write it (default memory format, Adam's default implementation). ``arch``: ``dcgan``
     (the SN paper's standard CNN) or ``resnet`` (SNGAN ResNet, the paper's widths).
     """
-    from torch.nn.utils import parametrize
-
+    from bare_step import bare_gan_step  # benchmarks/, this file's folder
     from spectral_gan.data import MNIST5kDataModule, SyntheticImages
     from spectral_gan.losses import get_loss
     from spectral_gan.models import (DCGANDiscriminator, DCGANGenerator, ResNetDiscriminator,
                                      ResNetGenerator)
-    from spectral_gan.norms import NormHook, power_iteration_paused
+    from spectral_gan.norms import NormHook
     from spectral_gan.speed import use_channels_last
 
     torch.manual_seed(0)
@@ -142,21 +141,7 @@ def bare_loop_step_time(steps: int, batch: int, ch: int | None, device: str, n_d
         if dev.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        for real in next(loader).to(dev).split(batch):
-            with torch.no_grad():
-                fake = g(torch.randn(batch, 128, device=dev))
-            with parametrize.cached():
-                l_d = loss.d(d(real), d(fake))
-                opt_d.zero_grad(set_to_none=True)
-                l_d.backward()
-            opt_d.step()
-        d.requires_grad_(False)
-        with power_iteration_paused(d), parametrize.cached():
-            l_g = loss.g(d(g(torch.randn(batch, 128, device=dev))))
-            opt_g.zero_grad(set_to_none=True)
-            l_g.backward()
-        opt_g.step()
-        d.requires_grad_(True)
+        bare_gan_step(g, d, opt_d, opt_g, loss, next(loader).to(dev).split(batch))
         if dev.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)

@@ -16,11 +16,11 @@ import statistics
 import time
 
 import torch
-from torch.nn.utils import parametrize
 
+from bare_step import bare_gan_step  # benchmarks/ (the script's folder) is on sys.path
 from spectral_gan.losses import get_loss
 from spectral_gan.models import DCGANDiscriminator, DCGANGenerator
-from spectral_gan.norms import NormHook, power_iteration_paused
+from spectral_gan.norms import NormHook
 from spectral_gan.norms.lipschitz import LayerConstants, lipschitz_report
 from spectral_gan.norms.monitor import (activation_drift, condition_numbers, layer_grad_norms,
                                         spectral_report)
@@ -45,21 +45,7 @@ def main() -> None:
     real = torch.rand(64, *shape) * 2 - 1
 
     def step():
-        with torch.no_grad():
-            fake = G(torch.randn(64, G.z_dim))
-        with parametrize.cached():
-            ld = loss.d(D(real), D(fake))
-            d_opt.zero_grad(set_to_none=True)
-            ld.backward()
-        d_opt.step()
-        D.requires_grad_(False)
-        with power_iteration_paused(D), parametrize.cached():
-            lg = loss.g(D(G(torch.randn(64, G.z_dim))))
-            g_opt.zero_grad(set_to_none=True)
-            lg.backward()
-        g_opt.step()
-        D.requires_grad_(True)
-        return fake
+        return bare_gan_step(G, D, d_opt, g_opt, loss, real)
 
     diagnostics = {
         "sigma/ (spectral_report, every log_every)": lambda fake: spectral_report(D),

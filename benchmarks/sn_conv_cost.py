@@ -11,11 +11,11 @@ import statistics
 import time
 
 import torch
-from torch.nn.utils import parametrize
 
+from bare_step import bare_gan_step  # benchmarks/ (the script's folder) is on sys.path
 from spectral_gan.losses import get_loss
 from spectral_gan.models import DCGANDiscriminator, DCGANGenerator
-from spectral_gan.norms import NormHook, power_iteration_paused
+from spectral_gan.norms import NormHook
 
 
 def make(norm: str):
@@ -28,21 +28,7 @@ def make(norm: str):
 
 def step(G, D, opts, loss, real) -> float:
     t = time.perf_counter()
-    d_opt, g_opt = opts
-    with torch.no_grad():
-        fake = G(torch.randn(64, G.z_dim))
-    with parametrize.cached():
-        ld = loss.d(D(real), D(fake))
-        d_opt.zero_grad(set_to_none=True)
-        ld.backward()
-    d_opt.step()
-    D.requires_grad_(False)
-    with power_iteration_paused(D), parametrize.cached():
-        lg = loss.g(D(G(torch.randn(64, G.z_dim))))
-        g_opt.zero_grad(set_to_none=True)
-        lg.backward()
-    g_opt.step()
-    D.requires_grad_(True)
+    bare_gan_step(G, D, *opts, loss, real)
     return time.perf_counter() - t
 
 
