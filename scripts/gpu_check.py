@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shlex
@@ -38,6 +39,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from spectral_gan.hardware import cpu_model  # noqa: E402
+from spectral_gan.report.runs import read_run  # noqa: E402
 
 TRAIN = [sys.executable, "-m", "spectral_gan.cli.train"]
 QUIET = ["debug=quiet"]  # configs/debug/quiet.yaml: no progress bar, evaluation at the end only
@@ -71,17 +73,12 @@ def used_gpu(log: str) -> bool:
     return bool(re.search(r"GPU available: True \(cuda\), used: True", text))
 
 
-def finite_losses(run_dir: str) -> bool | None:
-    """Last logged loss/d and loss/g are finite (read back from the TensorBoard events)."""
-    try:
-        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    except ImportError:
-        return None
-    import math
-    acc = EventAccumulator(os.path.join(run_dir, "tb"), size_guidance={"scalars": 0})
-    acc.Reload()
-    tags = [t for t in acc.Tags()["scalars"] if t in ("loss/d", "loss/g")]
-    return bool(tags) and all(math.isfinite(acc.Scalars(t)[-1].value) for t in tags)
+def finite_losses(run_dir: str) -> bool:
+    """Last logged loss/d and loss/g are finite (read back from the run's TensorBoard events by
+    the reader spectral-gan-compare uses)."""
+    run = read_run(run_dir)
+    tags = [t for t in ("loss/d", "loss/g") if run is not None and run.scalars.get(t)]
+    return bool(tags) and all(math.isfinite(run.scalars[t][-1][1]) for t in tags)
 
 
 def gpu_tests(out: str, timeout: float) -> dict:
