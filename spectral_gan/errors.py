@@ -7,3 +7,8 @@ class ConfigError(ValueError):
 
 class DatasetNotFoundError(ConfigError):
     """A dataset whose files are not where the config says; the message names path and files."""
+
+
+def install_hint(extra: str) -> str:
+    """How to install one of the package's extras (pyproject.toml), for missing-package errors."""
+    return f"pip install 'spectral-gan[{extra}]' (in a source checkout: pip install '.[{extra}]')"

@@ -19,7 +19,7 @@ from pytorch_lightning.accelerators import CPUAccelerator
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from spectral_gan.callbacks import BestCheckpoint, step_checkpoint
-from spectral_gan.errors import ConfigError
+from spectral_gan.errors import ConfigError, install_hint
 from spectral_gan.evaluation import Evaluator
 from spectral_gan.module import GAN
 from spectral_gan.norms import NormHook, generator_weight_norms, import_methods, normalize_all
@@ -97,7 +97,7 @@ def build_loggers(cfg: DictConfig) -> list:
         module, extra = OPTIONAL_LOGGERS.get(entry.get("_target_"), (None, None))
         if module and importlib.util.find_spec(module) is None:
             raise ConfigError(f"logger {name} needs the {module} package, which is not installed: "
-                              f"pip install 'spectral-gan[{extra}]'")
+                              f"{install_hint(extra)}")
     return [instantiate(c) for c in entries.values()]
 
 

@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from spectral_gan.errors import ConfigError
+from spectral_gan.errors import ConfigError, install_hint
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -127,8 +127,7 @@ def missing_plugin_hint(message: str) -> str | None:
     if plugin_installed(module):
         return None
     return (f"the config {match.group(1)} comes from the Hydra plugin {dist}, which is not "
-            f"installed: pip install 'spectral-gan[{extra}]' (in a source checkout: "
-            f"pip install '.[{extra}]')")
+            f"installed: {install_hint(extra)}")
 
 
 def exit_if_plugin_missing(config_name: str, argv: Sequence[str] | None = None) -> None:
