@@ -8,6 +8,10 @@ Every source is an endless, seeded stream that a resume continues exactly where 
 (``resume_step``): in-memory and 2-D data replay their own stream, file-backed datasets
 (torchvision, image folders) draw their order from ``ResumableSampler``, which skips the consumed
 samples by index arithmetic, without loading them.
+
+Class labels (for class-conditional GANs): ``num_classes`` says whether a source has them;
+after ``use_labels()`` the training loader yields ``(images, labels)`` tuples instead of image
+tensors, drawn from the same seeded stream, so switching labels on changes no image.
 """
 from __future__ import annotations
 
@@ -16,22 +20,39 @@ from typing import Any, Iterator
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, Subset
+from torch.utils.data import (DataLoader, Dataset, DistributedSampler, IterableDataset, Subset,
+                              default_collate)
 
 from spectral_gan.errors import ConfigError
 
 
-class TensorBatches(IterableDataset):
-    """Endless shuffled passes over an in-memory tensor, yielded as whole batches."""
+# What ``train_dataloader`` yields: images, or (images, labels) once ``use_labels()`` was called.
+Batch = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
-    def __init__(self, data: torch.Tensor, batch_size: int, seed: int = 0, skip: int = 0) -> None:
+# The data that ``use_labels`` accepts, for the message that refuses the others.
+LABELED_DATA = ("mnist5k, digits, mnist, fashion_mnist, cifar10, stl10 (split train or test), "
+                "image_folder with one subfolder per class")
+
+
+class TensorBatches(IterableDataset):
+    """Endless shuffled passes over an in-memory tensor, yielded as whole batches.
+
+    With ``labels`` (one per sample), yields ``(data[idx], labels[idx])``: the same permutation
+    stream, so the data side is what it is without labels."""
+
+    def __init__(self, data: torch.Tensor, batch_size: int, seed: int = 0, skip: int = 0,
+                 labels: torch.Tensor | None = None) -> None:
         if batch_size > len(data):
             raise ConfigError(
                 f"a training step needs {batch_size} samples (batch_size x n_dis) but the dataset "
                 f"has only {len(data)}; lower batch_size or n_dis")
+        if labels is not None and len(labels) != len(data):
+            raise ValueError(f"{len(labels)} labels for {len(data)} samples")
         self.data, self.batch_size, self.seed, self.skip = data, batch_size, seed, skip
+        # Indexed with the permutation on the data's device, so they must live there too.
+        self.labels = None if labels is None else labels.to(data.device)
 
-    def __iter__(self) -> Iterator[torch.Tensor]:
+    def __iter__(self) -> Iterator[Batch]:
         gen = torch.Generator().manual_seed(self.seed)
         skip = self.skip  # resume: the same sequence, without the batches already trained on
         while True:
@@ -42,7 +63,8 @@ class TensorBatches(IterableDataset):
                 if skip:
                     skip -= 1
                     continue
-                yield self.data[order[start:start + self.batch_size]]
+                idx = order[start:start + self.batch_size]
+                yield self.data[idx] if self.labels is None else (self.data[idx], self.labels[idx])
 
 
 class ResumableSampler(DistributedSampler):
@@ -94,22 +116,47 @@ def reference_indices(length: int, n: int) -> torch.Tensor:
     return perm[:n].sort().values
 
 
-def first_batches(dataset: Dataset, n: int, batch_size: int) -> Iterator[torch.Tensor]:
+def first_batches(dataset: Dataset, n: int, batch_size: int) -> Iterator[Batch]:
     """``n`` reference items of ``dataset`` (``reference_indices``), in batches of at most
-    ``batch_size``."""
+    ``batch_size``: image tensors, or ``(images, labels)`` tuples for a dataset of pairs."""
     if n < len(dataset):
         dataset = Subset(dataset, reference_indices(len(dataset), n).tolist())
     seen = 0
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        yield batch[: n - seen]
-        seen += len(batch)
+        if isinstance(batch, torch.Tensor):
+            yield batch[: n - seen]
+            seen += len(batch)
+        else:  # collated pairs come as a list
+            yield tuple(part[: n - seen] for part in batch)
+            seen += len(batch[0])
         if seen >= n:
             return
 
 
+def collate_pairs(samples: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """Collate (image, label) samples into an ``(images, labels)`` tuple (default_collate gives
+    a list). Module level, so loader worker processes can pickle it."""
+    images, labels = default_collate(samples)
+    return images, labels
+
+
+def pair_as_tuple(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep a whole-batch pair a tuple (the loader's default conversion makes it a list)."""
+    return tuple(batch)  # type: ignore[return-value]
+
+
 class GANDataModule(pl.LightningDataModule):
     """Common interface: ``shape`` of one sample, ``check_available()``, ``train_dataloader()``,
-    and ``reference_images()`` for the real side of the evaluation."""
+    and ``reference_images()`` for the real side of the evaluation.
+
+    Class labels: ``num_classes`` is the number of classes of the training data, or None for a
+    source without labels (2-D mixtures, synthetic images, celeba, unlabeled splits, flat image
+    folders); reading it loads no images. ``labels`` (False by default) says whether
+    ``train_dataloader()`` yields ``(images, labels)`` tuples, labels a long tensor (B,) of class
+    indices in ``[0, num_classes)`` on the images' device; ``use_labels()`` turns it on.
+    ``class_frequencies()`` and ``reference_labeled()`` serve conditional sampling and
+    intra-class evaluation.
+    """
 
     shape: tuple[int, ...]
     kind = "image"  # or "points" for 2-D data
@@ -131,6 +178,45 @@ class GANDataModule(pl.LightningDataModule):
         # Generator steps already trained (set on resume): every source skips that many loader
         # batches so a resumed run sees the batches an uninterrupted one would have.
         self.resume_step = 0
+        # Whether train_dataloader() yields (images, labels); set by use_labels().
+        self.labels = False
+
+    @property
+    def num_classes(self) -> int | None:
+        """Number of classes of the training data; None when the source has no class labels."""
+        return None
+
+    def describe_data(self, split: str | None = None) -> str:
+        """The data as messages name it: ``data=NAME``, plus the split or folder where that
+        decides whether there are labels."""
+        return f"data={self.dataset_name}"
+
+    def _no_labels(self, consequence: str, split: str | None = None,
+                   remedy: str = "labeled data") -> ConfigError:
+        return ConfigError(f"{self.describe_data(split)} has no class labels, so {consequence}; "
+                           f"{remedy}: {LABELED_DATA}")
+
+    def use_labels(self) -> None:
+        """Make ``train_dataloader()`` yield ``(images, labels)``; ConfigError, naming the data,
+        when it has no labels. Call it before building the loaders."""
+        if self.num_classes is None:
+            raise self._no_labels("a conditional model (generator.conditional / "
+                                  "discriminator.conditional) cannot train on it",
+                                  remedy="train an unconditional model, or pick labeled data")
+        self.labels = True
+
+    def _train_labels(self) -> torch.Tensor:
+        """Class index of every training sample (long, (N,)), reading no images where the source
+        allows; only called on labeled sources."""
+        raise NotImplementedError(f"{type(self).__name__} provides no labels")
+
+    def class_frequencies(self) -> torch.Tensor:
+        """Fraction of the training data in each class: float (num_classes,), summing to 1 (for
+        sampling fake labels as the data has them). ConfigError for unlabeled data."""
+        if self.num_classes is None:
+            raise self._no_labels("it has no class frequencies")
+        counts = torch.bincount(self._train_labels().cpu(), minlength=self.num_classes).double()
+        return (counts / counts.sum()).float()
 
     @property
     def step_batch_size(self) -> int:
@@ -163,15 +249,36 @@ class GANDataModule(pl.LightningDataModule):
         read."""
         raise NotImplementedError(f"{type(self).__name__} provides no reference images")
 
+    def _split_has_labels(self, split: str) -> bool:
+        """Whether ``split`` has class labels (sources with one split: whether the data has)."""
+        return self.num_classes is not None
+
+    def _check_labeled_split(self, split: str) -> None:
+        self.check_reference_split(split)
+        if not self._split_has_labels(split):
+            raise self._no_labels("it has no labeled reference images (for intra-class "
+                                  "metrics)", split, remedy="use a labeled split or labeled data")
+
+    def reference_labeled(self, split: str, n: int,
+                          batch_size: int = 250) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The images of ``reference_images(split, n, batch_size)`` (same subset, order and
+        batching) with their labels: ``(images, labels)`` batches, labels long (B,). ConfigError
+        for unlabeled data or an unlabeled split, before any batch is read."""
+        self._check_labeled_split(split)
+        raise NotImplementedError(f"{type(self).__name__} provides no labeled reference images")
+
     def _loader(self, dataset: Dataset) -> DataLoader:
+        # With labels the datasets yield pairs; these keep each batch an (images, labels) tuple.
         if isinstance(dataset, IterableDataset):
-            return DataLoader(dataset, batch_size=None, num_workers=0)
+            return DataLoader(dataset, batch_size=None, num_workers=0,
+                              **({"collate_fn": pair_as_tuple} if self.labels else {}))
         trainer = getattr(self, "trainer", None)  # set by Lightning: DDP rank and world size
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         sampler = ResumableSampler(dataset, world, rank, self.seed,
                                    skip=self.resume_step * self.step_batch_size)
         return DataLoader(dataset, batch_size=self.step_batch_size, sampler=sampler, drop_last=True,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+                          **({"collate_fn": collate_pairs} if self.labels else {}))
 
 
 ON_DEVICE = ("auto", True, False)
@@ -194,15 +301,19 @@ class InMemoryImages(GANDataModule):
         self.image_size = image_size
         self.on_device, self.on_device_max_mb = on_device, on_device_max_mb
         self._images: torch.Tensor | None = None
+        self._targets: torch.Tensor | None = None
 
     def place(self, device: torch.device) -> bool:
-        """Move the images to ``device`` if ``on_device`` says so; returns whether they moved."""
+        """Move the images (and labels, if any) to ``device`` if ``on_device`` says so; returns
+        whether they moved."""
         if device.type == "cpu" or self.on_device is False:
             return False
         size_mb = self.images.numel() * self.images.element_size() / 2**20
         if self.on_device == "auto" and size_mb > self.on_device_max_mb:
             return False
         self._images = self.images.to(device)
+        if self.num_classes is not None:
+            self._targets = self._label_tensor().to(device)
         return True
 
     def setup(self, stage: str) -> None:
@@ -213,11 +324,34 @@ class InMemoryImages(GANDataModule):
     def load(self) -> torch.Tensor:
         raise NotImplementedError
 
+    def load_labels(self) -> torch.Tensor:
+        """The class index of each image, in the order of ``load()``; labeled sources only."""
+        raise NotImplementedError(f"{type(self).__name__} has no labels")
+
     @property
     def images(self) -> torch.Tensor:
         if self._images is None:
             self._images = self.load()
         return self._images
+
+    def _label_tensor(self) -> torch.Tensor:
+        if self._targets is None:
+            self._targets = self.load_labels().long()
+        return self._targets
+
+    @property
+    def targets(self) -> torch.Tensor:
+        """The class index of each image (long, (N,)) on the images' device; ConfigError for
+        unlabeled data."""
+        if self.num_classes is None:
+            raise self._no_labels("it has no label tensor")
+        targets = self._label_tensor()
+        if targets.device != self.images.device:  # images placed before the labels were read
+            self._targets = targets = targets.to(self.images.device)
+        return targets
+
+    def _train_labels(self) -> torch.Tensor:
+        return self._label_tensor()  # without loading the images
 
     def reference_images(self, split: str, n: int, batch_size: int = 250) -> Iterator[torch.Tensor]:
         """``n`` of the images trained on, a fixed random subset (``reference_indices``; the
@@ -225,6 +359,14 @@ class InMemoryImages(GANDataModule):
         self.check_reference_split(split)
         return iter(self.images[reference_indices(len(self.images), n)].split(batch_size))
 
+    def reference_labeled(self, split: str, n: int,
+                          batch_size: int = 250) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``reference_images(split, n, batch_size)`` with their labels."""
+        self._check_labeled_split(split)
+        idx = reference_indices(len(self.images), n)
+        return zip(self.images[idx].split(batch_size), self.targets[idx].split(batch_size))
+
     def train_dataloader(self) -> DataLoader:
         return self._loader(TensorBatches(self.images, self.step_batch_size, self.seed,
-                                          skip=self.resume_step))
+                                          skip=self.resume_step,
+                                          labels=self.targets if self.labels else None))

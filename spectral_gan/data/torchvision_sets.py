@@ -3,6 +3,9 @@
 ``data.root`` holds the files; ``data.download=true`` fetches them where the internet is
 reachable. Offline, a missing dataset fails before training with the directory and the files
 torchvision expects there (derived from torchvision's own class attributes).
+
+Labels: the 10 classes of cifar10, mnist, fashion_mnist and stl10's train and test splits (STL-10's
+unlabeled images have none); celeba's attributes are not used as classes.
 """
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ def expected_files(name: str, root: str) -> tuple[str, list[str]]:
 
 
 class ImagesOnly(Dataset):
-    """Drops labels: a GAN trains on images alone."""
+    """Drops labels: an unconditional GAN trains on images alone."""
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
@@ -52,6 +55,31 @@ class ImagesOnly(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return self.dataset[i][0]
+
+
+class ImagesWithLabels(Dataset):
+    """(image, class index) pairs, the label as a plain int so default collation makes a long
+    tensor whatever type the dataset stores it as (numpy for STL-10)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        image, target = self.dataset[i]
+        return image, int(target)
+
+
+def dataset_targets(dataset: Dataset) -> torch.Tensor:
+    """A torchvision dataset's labels as a long tensor, from its ``targets`` (MNIST, CIFAR) or
+    ``labels`` (STL-10) attribute: no image is decoded."""
+    for attr in ("targets", "labels"):
+        values = getattr(dataset, attr, None)
+        if values is not None:
+            return torch.as_tensor(values).long()
+    raise TypeError(f"{type(dataset).__name__} has neither targets nor labels")
 
 
 class TorchvisionDataModule(GANDataModule):
@@ -64,6 +92,9 @@ class TorchvisionDataModule(GANDataModule):
               "fashion_mnist": ("train", "test"),
               "stl10": ("train", "test", "unlabeled", "train+unlabeled"),
               "celeba": ("train", "valid", "test", "all")}
+    # Splits with class labels (10 classes each); celeba's attributes are not classes.
+    LABELED_SPLITS = {"cifar10": ("train", "test"), "mnist": ("train", "test"),
+                      "fashion_mnist": ("train", "test"), "stl10": ("train", "test")}
 
     @property
     def dataset_name(self) -> str:
@@ -87,6 +118,17 @@ class TorchvisionDataModule(GANDataModule):
     @property
     def reference_splits(self) -> tuple[str, ...]:  # type: ignore[override]
         return self.SPLITS[self.name]
+
+    @property
+    def num_classes(self) -> int | None:
+        return 10 if self._split_has_labels(self.split) else None
+
+    def _split_has_labels(self, split: str) -> bool:
+        return split in self.LABELED_SPLITS.get(self.name, ())
+
+    def describe_data(self, split: str | None = None) -> str:
+        # Only STL-10 has both labeled and unlabeled splits: there the split is the reason.
+        return f"data={self.name}" + (f" split={split or self.split}" if self.name == "stl10" else "")
 
     def _construct(self, split: str) -> Dataset:
         kw = dict(root=self.root, transform=self._transform(), download=self.download)
@@ -118,16 +160,30 @@ class TorchvisionDataModule(GANDataModule):
         if self._dataset is None:
             self._dataset = self._open(self.split)
 
-    def _dataset_images(self) -> Dataset:
-        self.check_available()
-        return ImagesOnly(self._dataset)
+    def _split_dataset(self, split: str) -> Dataset:
+        """torchvision's dataset of ``split``: the loaded one for the training split, else opened
+        for the caller only, with the same transform."""
+        if split == self.split:
+            self.check_available()
+            return self._dataset
+        return self._open(split)
+
+    def _train_labels(self) -> torch.Tensor:
+        return dataset_targets(self._split_dataset(self.split))
 
     def reference_images(self, split: str, n: int, batch_size: int = 250) -> Iterator[torch.Tensor]:
         """``n`` images of ``split`` (``reference_indices`` of torchvision's order) (another split than the
         one trained on is opened for this call only, with the same transform)."""
         self.check_reference_split(split)
-        images = self._dataset_images() if split == self.split else ImagesOnly(self._open(split))
-        return first_batches(images, n, batch_size)
+        return first_batches(ImagesOnly(self._split_dataset(split)), n, batch_size)
+
+    def reference_labeled(self, split: str, n: int,
+                          batch_size: int = 250) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``reference_images(split, n, batch_size)`` with their labels."""
+        self._check_labeled_split(split)
+        pairs = ImagesWithLabels(self._split_dataset(split))
+        return first_batches(pairs, n, batch_size)  # type: ignore[return-value]
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset_images())
+        dataset = self._split_dataset(self.split)
+        return self._loader(ImagesWithLabels(dataset) if self.labels else ImagesOnly(dataset))
