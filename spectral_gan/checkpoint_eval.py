@@ -25,10 +25,14 @@ def evaluate_checkpoint(ckpt_path: str, eval_cfg: Any, seed: int, device: torch.
     """Metrics of the ``eval:`` protocol for a checkpoint, saved to ``out`` (``weights``: auto =
     EMA weights if any, ema, raw; ``trust``: build whatever the checkpoint's config names, see
     ``checkpoint.load_generator``; ``progress``: bars on stderr, and on a CPU with Inception
-    the time it will take, measured first)."""
+    the time it will take, measured first). A class-conditional generator (its ``conditional``
+    attribute true) is evaluated as one: it is asked for the evaluator's balanced labels,
+    ``generator(z, labels)``, and gets the conditional metrics as well."""
     generator, datamodule, info = load_generator(ckpt_path, weights, trust=trust)
     generator.to(device)
-    evaluator = Evaluator.from_config(datamodule, eval_cfg)
+    conditional = bool(getattr(generator, "conditional", False))
+    evaluator = Evaluator.from_config(datamodule, eval_cfg,
+                                      num_classes=generator.num_classes if conditional else None)
     evaluator.progress = progress
     estimate = evaluator.inception_estimate(device) if progress else None
     if estimate:
@@ -36,8 +40,9 @@ def evaluate_checkpoint(ckpt_path: str, eval_cfg: Any, seed: int, device: torch.
     gen = torch.Generator().manual_seed(int(seed))
 
     @torch.no_grad()
-    def sample(n: int) -> torch.Tensor:
-        return generator(torch.randn(n, generator.z_dim, generator=gen).to(device))
+    def sample(n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        z = torch.randn(n, generator.z_dim, generator=gen).to(device)
+        return generator(z, labels) if conditional else generator(z)
 
     metrics = evaluator.evaluate(sample, device)
     result = {"metrics": {k.replace("metrics/", ""): v for k, v in metrics.items()},

@@ -121,7 +121,9 @@ def test_best_follows_each_metrics_direction_from_the_registry():
 
 
 def test_compare_columns_are_the_old_list_in_its_order():
-    """The tags the hand-written list had, in its order, with kid_classifier after is_classifier."""
+    """The tags the hand-written list had, in its order, with kid_classifier after is_classifier;
+    then those of class-conditional generators."""
     assert METRICS == ["metrics/fid", "metrics/is", "metrics/kid", "metrics/fid_classifier",
                        "metrics/is_classifier", "metrics/kid_classifier", "metrics/modes",
-                       "metrics/high_quality", "metrics/reverse_kl"]
+                       "metrics/high_quality", "metrics/reverse_kl", "metrics/intra_fid",
+                       "metrics/intra_fid_classifier", "metrics/class_accuracy"]

@@ -13,6 +13,11 @@ Directions, with their sources:
 - IS, higher is better: exp E KL(p(y|x) || p(y)) (Salimans et al. 2016, Section 4).
 - modes, high_quality: higher is better; reverse_kl: lower is better (PacGAN, Lin et al. 2018,
   Section 5 and Table 1; computed in ``spectral_gan/metrics/toy.py``).
+- Class-conditional generators only (``Evaluator(num_classes=...)``): intra-class FID, lower is
+  better (Miyato & Koyama 2018, cGANs with Projection Discriminator, Section 5;
+  ``spectral_gan/metrics/intra_class.py``); class_accuracy, higher is better (the fraction of
+  samples the digit classifier assigns to the class they were generated for; cf. the Inception
+  accuracy of class-conditional samples in Odena et al. 2017, AC-GAN).
 """
 from __future__ import annotations
 
@@ -42,13 +47,24 @@ _MODE_METRICS = (
     MetricSpec("high_quality", True, "fraction of samples within 3 std of their nearest mode"),
     MetricSpec("reverse_kl", False, "KL(p || uniform) of the high-quality samples over the modes"),
 )
+# Class-conditional generators: the per-class FID averaged over classes (once per extractor) and
+# the digit classifier's accuracy on the requested classes. After the others, so the table's
+# columns for unconditional runs keep their order.
+_CONDITIONAL_METRICS = (
+    *(MetricSpec("intra_fid" + suffix, False,
+                 f"mean over classes of the FID between a class's generated and real samples "
+                 f"({features})") for suffix, features in _EXTRACTORS),
+    MetricSpec("class_accuracy", True,
+               "fraction of generated samples the digit classifier assigns to their requested "
+               "class"),
+)
 
 # Ordered as spectral-gan-compare lays out its columns and plots.
 METRICS: dict[str, MetricSpec] = {
     spec.name: spec for spec in (
         *(MetricSpec(base + suffix, higher, f"{text} ({features})")
           for suffix, features in _EXTRACTORS for base, higher, text in _SUITE_METRICS),
-        *_MODE_METRICS)
+        *_MODE_METRICS, *_CONDITIONAL_METRICS)
 }
 
 BEST_PREFIX = "best_"  # metrics/best_<name>: the best value so far of the primary metric
