@@ -9,6 +9,11 @@ G block: BN, ReLU, nearest 2x upsample, conv3x3, BN, ReLU, conv3x3; shortcut ups
 D block: ReLU, conv3x3, ReLU, conv3x3, avgpool; shortcut conv1x1, avgpool. The first D block is
 the "optimized" one (conv, ReLU, conv, pool; shortcut pool, conv1x1). D ends with ReLU, global
 sum pooling and a dense layer.
+
+Class-conditional variants (``spectral_gan.models.conditional``), as SNGAN's conditional ResNets
+(Miyato & Koyama, ICLR 2018): ``conditional=true`` makes bn1/bn2 of every G block and G's final
+BatchNorm conditional batch norms (de Vries et al. 2017); D's ``conditional=projection`` adds
+``<embed(y), h>`` on the pooled features h to the dense layer's logit.
 """
 from __future__ import annotations
 
@@ -20,6 +25,9 @@ from torch import nn
 
 from spectral_gan.models.common import activation as make_activation
 from spectral_gan.models.common import image_shape, initialize
+from spectral_gan.models.conditional import (batch_norm, batch_norm_2d, check_labels,
+                                             discriminator_classes, generator_classes, logit,
+                                             logit_constant, projection_head, run_layers)
 from spectral_gan.norms import IDENTITY, NormHook
 from spectral_gan.norms.lipschitz import AVG_POOL_2X2, sum_pool_constant
 
@@ -33,37 +41,51 @@ D_SCHEDULE = {32: (128, [1, 1, 1, 1], [True, True, False, False]),
 
 
 class GBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, init: str) -> None:
+    """``num_classes``: bn1 and bn2 are conditional batch norms over that many classes."""
+
+    def __init__(self, cin: int, cout: int, init: str, num_classes: int | None = None) -> None:
         super().__init__()
-        self.bn1, self.bn2 = nn.BatchNorm2d(cin), nn.BatchNorm2d(cout)
+        self.bn1, self.bn2 = batch_norm_2d(cin, num_classes), batch_norm_2d(cout, num_classes)
         self.conv1 = initialize(nn.Conv2d(cin, cout, 3, 1, 1), init)
         self.conv2 = initialize(nn.Conv2d(cout, cout, 3, 1, 1), init)
         self.shortcut = initialize(nn.Conv2d(cin, cout, 1), init)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2, mode="nearest")
-        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = F.interpolate(F.relu(batch_norm(self.bn1, x, y)), scale_factor=2, mode="nearest")
+        h = self.conv2(F.relu(batch_norm(self.bn2, self.conv1(h), y)))
         return h + self.shortcut(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
 class ResNetGenerator(nn.Module):
+    """``conditional=True``: SNGAN's conditional generator, labels y required by ``forward``;
+    otherwise ``num_classes`` is ignored (None) and y too."""
+
     def __init__(self, shape: Sequence[int], z_dim: int = 128, ch: int | None = None,
-                 init: str = "default") -> None:
+                 init: str = "default", conditional: bool = False,
+                 num_classes: int | None = None) -> None:
         super().__init__()
         channels, size = image_shape("resnet", shape, SIZES)
+        self.num_classes = generator_classes(conditional, num_classes)
+        self.conditional = conditional
         default_ch, self.bottom, mults = G_SCHEDULE[size]
         ch = ch or default_ch
         widths = [m * ch for m in mults]
         self.z_dim = z_dim
         self.top = widths[0]
         self.dense = initialize(nn.Linear(z_dim, self.bottom * self.bottom * self.top), init)
-        self.blocks = nn.Sequential(*(GBlock(a, b, init) for a, b in zip(widths[:-1], widths[1:])))
-        self.out = nn.Sequential(nn.BatchNorm2d(widths[-1]), nn.ReLU(),
+        self.blocks = nn.Sequential(*(GBlock(a, b, init, self.num_classes)
+                                      for a, b in zip(widths[:-1], widths[1:])))
+        self.out = nn.Sequential(batch_norm_2d(widths[-1], self.num_classes), nn.ReLU(),
                                  initialize(nn.Conv2d(widths[-1], channels, 3, 1, 1), init), nn.Tanh())
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.dense(z).view(z.shape[0], self.top, self.bottom, self.bottom)
-        return self.out(self.blocks(h))
+        if not self.conditional:
+            return self.out(self.blocks(h))
+        y = check_labels(y, z.shape[0], "generator")
+        for block in self.blocks:
+            h = block(h, y)
+        return run_layers(self.out, h, y)
 
 
 class DBlock(nn.Module):
@@ -109,10 +131,16 @@ class DBlock(nn.Module):
 
 
 class ResNetDiscriminator(nn.Module):
+    """``conditional="projection"``: ``D(x, y) = dense(h) + <embed(y), h>`` on the pooled
+    features h (Miyato & Koyama 2018), ``embed`` built through ``norm``; ``"none"``: y ignored."""
+
     def __init__(self, shape: Sequence[int], ch: int | None = None, norm: NormHook = IDENTITY,
-                 init: str = "default", activation: str = "relu", negative_slope: float = 0.1) -> None:
+                 init: str = "default", activation: str = "relu", negative_slope: float = 0.1,
+                 conditional: str = "none", num_classes: int | None = None) -> None:
         super().__init__()
         channels, size = image_shape("resnet", shape, SIZES)
+        self.num_classes = discriminator_classes(conditional, num_classes)
+        self.conditional = conditional
         default_ch, mults, downs = D_SCHEDULE[size]
         ch = ch or default_ch
         self.act = make_activation(activation, negative_slope)
@@ -122,17 +150,20 @@ class ResNetDiscriminator(nn.Module):
             cin = m * ch
         self.blocks = nn.Sequential(*blocks)
         self.head = norm.wrap(initialize(nn.Linear(cin, 1), init), "dense", output=True)
+        self.projection = projection_head(conditional, self.num_classes, cin, norm, init)
         self.final_positions = (size // 2 ** sum(downs)) ** 2  # summed by the global pooling
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.act(self.blocks(x)).sum(dim=(2, 3))  # global sum pooling
-        return self.head(h).squeeze(1)
+        return logit(self.head, self.projection, h, y, "discriminator")
 
     def lipschitz_bound(self, k: Callable[[nn.Module], torch.Tensor]) -> torch.Tensor:
         """An upper bound on D's Lipschitz constant given each part's constant ``k(part)``
         (``spectral_gan.norms.lipschitz``): blocks in series (each the sum of its two branches),
-        the final activation, the global sum over H*W positions (sqrt(H*W)) and the dense layer."""
-        bound = k(self.head) * k(self.act) * sum_pool_constant(self.final_positions)
+        the final activation, the global sum over H*W positions (sqrt(H*W)) and the dense layer
+        (plus ``k(embed)`` for a projection D: ``conditional.logit_constant``)."""
+        bound = (logit_constant(k, self.head, self.projection) * k(self.act)
+                 * sum_pool_constant(self.final_positions))
         for block in self.blocks:
             bound = bound * block.lipschitz_bound(k)
         return bound

@@ -16,6 +16,11 @@ from spectral_gan.errors import ConfigError
 from spectral_gan.norms.options import route_options
 from spectral_gan.norms.registry import WEIGHT_NORMS, import_methods, lookup
 
+# The layers ``normalize_all`` (``g_norm``) normalizes. ``nn.Embedding`` is left out on purpose:
+# a generator's embeddings are conditional batch norm's per-class gains and biases
+# (models/conditional.py), which start at 1 and 0 and must not be rescaled. A discriminator's
+# class embedding (the projection discriminator's V) is wrapped by the model itself through
+# ``NormHook.wrap``, which every weight normalization handles (its weight is a 2-D matrix).
 WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d,
                  nn.ConvTranspose2d, nn.ConvTranspose3d)
 
@@ -89,7 +94,10 @@ class NormHook:
     def wrap(self, layer: nn.Module, name: str | None = None, output: bool = False) -> nn.Module:
         """Return ``layer`` with the weight normalization applied (possibly a new module).
 
-        ``output`` marks the discriminator's logit layer (MSN does not center it).
+        ``layer``: a Linear, convolution or Embedding (a projection discriminator's class
+        embedding, whose weight is normalized as a num_classes x dim matrix).
+        ``output`` marks the discriminator's logit layer (MSN does not center it), to which a
+        projection discriminator's class embedding belongs.
         """
         name = name or f"layer{len(self.wrapped)}"
         layer.norm_name = name  # read by spectral_gan.norms.monitor

@@ -12,6 +12,11 @@ multiply, parallel branches add (a ResNet block: ``K(residual branch) + K(shortc
 shortcut has constant 1). The constant ``k(module)`` of one part, from :class:`LayerConstants`:
 
 - Linear: the exact spectral norm of its effective (normalized) weight.
+- Embedding (a projection discriminator's class embedding V, num_classes x dim): the exact
+  spectral norm of its effective weight, the constant of the linear map one-hot -> V^T onehot,
+  and a bound on every row's norm ``||V_y||``, which is what the projection term
+  ``<V_y, h>`` contributes to the logit layer's constant for a fixed label y (Miyato & Koyama,
+  ICLR 2018): the layer ``h -> (w + V_y) . h`` has constant ``||w + V_y|| <= k(head) + k(embed)``.
 - Convolution: the spectral norm of the convolution operator at the layer's input size
   (``norms.conv_operator``, Gouk et al. 2021), estimated by a power iteration warm-started from
   the previous log's vector (``iterations`` steps per log) or run to convergence
@@ -120,7 +125,7 @@ class LayerConstants:
     @torch.no_grad()
     def weight_layer(self, layer: nn.Module) -> torch.Tensor:
         weight = layer.weight.detach().float()
-        if isinstance(layer, nn.Linear):
+        if isinstance(layer, (nn.Linear, nn.Embedding)):
             value = torch.linalg.matrix_norm(weight, ord=2)
         else:
             shape = self.input_shapes.get(id(layer))
@@ -150,7 +155,7 @@ class LayerConstants:
     def __call__(self, module: nn.Module) -> torch.Tensor:
         if isinstance(module, MeanSpectralNorm):
             return self(module.layer) * self(module.center)
-        if isinstance(module, (nn.Linear, *conv_operator.CONV_LAYERS)):
+        if isinstance(module, (nn.Linear, nn.Embedding, *conv_operator.CONV_LAYERS)):
             return self.weight_layer(module)
         if isinstance(module, MeanCenter):
             if module.weight is None:

@@ -50,6 +50,8 @@ class MeanCenter(nn.Module):
 def out_features(layer: nn.Module) -> int:
     if isinstance(layer, nn.Linear):
         return layer.out_features
+    if isinstance(layer, nn.Embedding):  # a hidden embedding's output: one row of embedding_dim
+        return layer.embedding_dim
     return layer.out_channels
 
 

@@ -20,7 +20,10 @@ _TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
 def output_dim(module: nn.Module) -> int:
-    """The weight dimension that indexes output features: 1 for ConvTranspose, else 0."""
+    """The weight dimension that indexes output features: 1 for ConvTranspose, else 0.
+
+    For an Embedding (num_classes, dim) dim 0 indexes the classes; a matrix and its transpose
+    have the same spectral norm, so SN divides by the same sigma either way."""
     return 1 if isinstance(module, _TRANSPOSED) else 0
 
 
