@@ -27,12 +27,14 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from spectral_gan.hardware import describe  # noqa: E402
 from spectral_gan.report import digit_quality as dq  # noqa: E402
+from spectral_gan.report.sections import markers, write_marked_section  # noqa: E402
 
 EXPERIMENT = "mnist5k_sn"
 VARIANTS = {  # name: (overrides, environment)
@@ -40,7 +42,7 @@ VARIANTS = {  # name: (overrides, environment)
     "bf16": (["trainer.precision=bf16-mixed"], {}),
     "nocl": (["speed.channels_last=false"], {}),
 }
-MARK_START, MARK_END = "<!-- check-default:start -->", "<!-- check-default:end -->"
+MARK_START, MARK_END = markers("check-default")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -56,9 +58,16 @@ def run_dir_name(name: str) -> str:
     return name.replace(", ", "_").replace(" ", "")
 
 
+def score_digits(ckpt: str) -> dict:
+    return dq.evaluate_digits(ckpt).as_dict()
+
+
 def train_one(name: str, overrides: list[str], env: dict[str, str], run_dir: str,
-              threads: int | None) -> dict:
-    cmd = [sys.executable, "-m", "spectral_gan.cli.train", f"experiment={EXPERIMENT}",
+              threads: int | None, experiment: str = EXPERIMENT,
+              score: Callable[[str], dict] = score_digits) -> dict:
+    """Train ``experiment`` with ``overrides`` in a process of its own, timed; ``score`` its
+    final checkpoint (the result's ``quality``)."""
+    cmd = [sys.executable, "-m", "spectral_gan.cli.train", f"experiment={experiment}",
            f"hydra.run.dir={run_dir}", "callbacks.progress_bar.refresh_rate=0", *overrides]
     full_env = dict(os.environ, PYTHONWARNINGS="ignore", **env)
     if threads and "OMP_NUM_THREADS" not in env:
@@ -74,9 +83,9 @@ def train_one(name: str, overrides: list[str], env: dict[str, str], run_dir: str
               "threads": full_env.get("OMP_NUM_THREADS", str(os.cpu_count()))}
     ckpt = os.path.join(run_dir, "checkpoints", "last.ckpt")
     if proc.returncode == 0 and os.path.exists(ckpt):
-        result["quality"] = dq.evaluate_digits(ckpt).as_dict()
+        result["quality"] = score(ckpt)
     print(f"{name}: exit {proc.returncode}, {wall / 60:.1f} min"
-          + (f", IS {result['quality']['is_classifier']:.2f}, FID {result['quality']['fid_classifier']:.0f}"
+          + (f", IS {result['quality']['is_classifier']:.2f}, FID {result['quality']['fid_classifier']:.1f}"
              if "quality" in result else ""), flush=True)
     return result
 
@@ -139,15 +148,7 @@ def table(results: list[dict], median: float, real_is: float, when: str,
 
 
 def write_section(path: str, body: str) -> None:
-    text = open(path).read() if os.path.exists(path) else "# Results\n"
-    section = f"{MARK_START}\n{body}\n{MARK_END}"
-    if MARK_START in text and MARK_END in text:
-        head, rest = text.split(MARK_START, 1)
-        text = head + section + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## The default experiment over seeds\n\n" + section + "\n"
-    with open(path, "w") as f:
-        f.write(text)
+    write_marked_section(path, "check-default", body, "The default experiment over seeds")
 
 
 def render(results_json: str, results_md: str) -> int:

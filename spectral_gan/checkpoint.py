@@ -46,7 +46,16 @@ def load_generator(path: str, weights: str = "auto", trust: bool = False
     stored = ckpt["spectral_gan_config"]
     config = OmegaConf.create(stored if trust else checked_parts(stored, path))
     datamodule = instantiate(config.data)
-    generator = instantiate(config.generator, shape=datamodule.shape)
+    classes = {}
+    if config.generator.get("conditional", False):
+        # Stored by training; a checkpoint without it takes the data's (class folders may be gone)
+        num_classes = config.get("num_classes") or datamodule.num_classes
+        if not num_classes:
+            raise ConfigError(f"{path} holds a class-conditional generator but neither the "
+                              f"checkpoint nor its data ({config.data.get('_target_')}) says how "
+                              f"many classes it has")
+        classes["num_classes"] = int(num_classes)
+    generator = instantiate(config.generator, shape=datamodule.shape, **classes)
     if config.get("g_norm", "none") != "none":
         # module: a g_norm defined outside spectral_gan is registered by the norm config's import
         normalize_all(generator, NormHook(weight=config.g_norm,

@@ -8,6 +8,11 @@ Power-iteration cadence: each discriminator update evaluates D's normalized weig
 ``parametrize.cached()`` (one iteration, however many D forwards), and the generator update runs
 with the iteration paused.
 
+Class-conditional models (a generator with ``conditional=True`` and a projection discriminator):
+the loader batches are ``(images, labels)``, generated samples get labels drawn from
+``label_probs`` (uniform, or the data's class frequencies: ``fake_labels``), and G and D are
+called as ``G(z, y)`` and ``D(x, y)``. The sample grid has one row per class.
+
 Settings come grouped (``spectral_gan.settings.GANSettings``); the divergence guard
 (``divergence.py``), the EMA (``ema.py``) and the RNG state of checkpoints (``run_state.py``)
 live in their own files.
@@ -28,6 +33,7 @@ from spectral_gan import ema as ema_lib
 from spectral_gan import health
 from spectral_gan.divergence import DivergenceGuard
 from spectral_gan.losses import AdversarialLoss
+from spectral_gan.models.conditional import bind_labels
 from spectral_gan.models.pack import packed_count, penalty_inputs
 from spectral_gan.metrics.registry import is_improvement, worst_value
 from spectral_gan.norms import per_update_signals, power_iteration_paused, run_per_update
@@ -48,6 +54,10 @@ log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 DEFAULT_ADAM = partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999))
+# The sample grid of a class-conditional generator: one row per class (at most this many
+# classes), this many samples per row, each with its own fixed noise.
+GRID_COLUMNS = 8
+GRID_MAX_CLASSES = 16
 
 
 class GAN(pl.LightningModule):
@@ -64,10 +74,12 @@ class GAN(pl.LightningModule):
         run_config: dict[str, Any] | None = None,
         hparams: dict[str, Any] | None = None,
         reference_points: torch.Tensor | None = None,
+        label_probs: torch.Tensor | None = None,
     ) -> None:
         """``run_config``: what spectral-gan-sample / -eval need to rebuild the networks from a
         checkpoint; ``hparams``: what the HParams view shows; ``reference_points``: the modes of
-        a 2-D mixture, drawn under its sample clouds."""
+        a 2-D mixture, drawn under its sample clouds; ``label_probs``: for a class-conditional
+        generator, the probability of each class among generated samples (None: uniform)."""
         super().__init__()
         self.automatic_optimization = False
         self.settings = settings = settings or GANSettings()
@@ -78,9 +90,24 @@ class GAN(pl.LightningModule):
         self.n_dis, self.batch_size = self.schedule.n_dis, self.schedule.batch_size
         self.reference_points = reference_points
         self.G_ema = ema_lib.averaged_copy(generator, settings.ema)
-        z = torch.randn(self.schedule.num_samples, generator.z_dim,
+        self.num_classes = (getattr(generator, "num_classes", None)
+                            if getattr(generator, "conditional", False) else None)
+        self.conditional = self.num_classes is not None
+        num_samples, fixed_y = self.schedule.num_samples, None
+        if self.conditional:
+            k = int(self.num_classes)
+            probs = torch.full((k,), 1.0 / k) if label_probs is None else label_probs.float()
+            if probs.shape != (k,) or not bool((probs >= 0).all()) or float(probs.sum()) <= 0:
+                raise ValueError(f"label_probs must be {k} non-negative class weights, got {probs}")
+            # Not checkpointed: rebuilt from the data and fake_labels on every start.
+            self.register_buffer("label_probs", probs / probs.sum(), persistent=False)
+            rows = min(k, GRID_MAX_CLASSES)
+            num_samples = rows * GRID_COLUMNS
+            fixed_y = torch.arange(rows).repeat_interleave(GRID_COLUMNS)
+        z = torch.randn(num_samples, generator.z_dim,
                         generator=torch.Generator().manual_seed(settings.seed))
         self.register_buffer("fixed_z", z)
+        self.register_buffer("fixed_y", fixed_y)  # None (no buffer) when unconditional
         self.penalty = settings.penalty.penalty
         self.penalty_weight = settings.penalty.effective_weight
         self.gate_signals = per_update_signals(discriminator)
@@ -129,21 +156,47 @@ class GAN(pl.LightningModule):
     def _noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.G.z_dim, device=self.device)
 
+    def _fake_labels(self, n: int) -> torch.Tensor | None:
+        """Labels of ``n`` generated samples (None for an unconditional GAN)."""
+        if not self.conditional:
+            return None
+        return torch.multinomial(self.label_probs, n, replacement=True)
+
+    def _g(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return self.G(z) if y is None else self.G(z, y)
+
+    def _d(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return self.D(x) if y is None else self.D(x, y)
+
+    def _split_batch(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(images, labels) of a loader batch; labels None for an unconditional GAN."""
+        if isinstance(batch, (tuple, list)):
+            images, labels = batch
+            return images, (labels if self.conditional else None)
+        if self.conditional:
+            raise RuntimeError("a class-conditional GAN needs (images, labels) batches: call "
+                               "datamodule.use_labels() before training")
+        return batch, None
+
     # -- the step -----------------------------------------------------------------------------
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         d_opt, g_opt = self.optimizers()
+        images, labels = self._split_batch(batch)
         if self._data_diversity is None:
-            self._data_diversity = health.diversity(batch[: self.batch_size])
+            self._data_diversity = health.diversity(images[: self.batch_size])
         stats = None
-        for real in batch.split(self.batch_size):
-            stats = self._discriminator_update(real, d_opt) or stats
+        real_labels = (labels.split(self.batch_size) if labels is not None
+                       else [None] * math.ceil(len(images) / self.batch_size))
+        for real, y_real in zip(images.split(self.batch_size), real_labels):
+            stats = self._discriminator_update(real, d_opt, y_real) or stats
             if self.diverged:
                 return
 
         # The generator update: D frozen (no grads, no power iteration), G's own norms (g_norm)
         # evaluated once.
         with self.toggled_optimizer(g_opt), power_iteration_paused(self.D), parametrize.cached():
-            d_gen = self.D(self.G(self._noise(self.batch_size)))
+            y_gen = self._fake_labels(self.batch_size)
+            d_gen = self._d(self._g(self._noise(self.batch_size), y_gen), y_gen)
             loss_g = self.loss.g(d_gen)
             g_opt.zero_grad(set_to_none=True)
             if self.guard.allow(loss_g, g_opt, "generator loss", self.gen_step + 1):
@@ -182,22 +235,31 @@ class GAN(pl.LightningModule):
         return self.evaluator is not None and self.schedule.due(self.schedule.eval_every, step,
                                                                 self.total_steps)
 
-    def _discriminator_update(self, real: torch.Tensor, d_opt) -> dict[str, torch.Tensor] | None:
+    def _discriminator_update(self, real: torch.Tensor, d_opt,
+                              y_real: torch.Tensor | None = None) -> dict[str, torch.Tensor] | None:
+        y_fake = self._fake_labels(real.shape[0])
         with torch.no_grad(), power_iteration_paused(self.G):
-            fake = self.G(self._noise(real.shape[0]))
+            fake = self._g(self._noise(real.shape[0]), y_fake)
         step = self.gen_step + 1
         with parametrize.cached():  # D's weights (and their power iteration) once per update
             if self._joint:
-                d_real, d_fake = self.D(torch.cat([real, fake])).split(
+                labels = None if y_real is None else torch.cat([y_real, y_fake])
+                d_real, d_fake = self._d(torch.cat([real, fake]), labels).split(
                     [packed_count(self.D, len(real)), packed_count(self.D, len(fake))])
             else:
-                d_real, d_fake = self.D(real), self.D(fake)
+                d_real, d_fake = self._d(real, y_real), self._d(fake, y_fake)
             loss_adv = self.settings.fault.apply(self.loss.d(d_real, d_fake), step, self.global_rank)
             loss_d = loss_adv
             penalty = None
             if self.penalty is not None:
-                penalty = self.penalty.fn(*penalty_inputs(self.D, real, fake),  # per D input
-                                          weight=self.penalty_weight, scale=self.penalty_scale())
+                d_fn, p_real, p_fake = penalty_inputs(self.D, real, fake)  # per D input
+                if y_real is not None:
+                    # D at the real labels, also at WGAN-GP's interpolates between a real and a
+                    # fake sample (whose labels differ): the penalty constrains x -> D(x, y) for
+                    # the classes of the data (as StudioGAN's conditional penalties do).
+                    d_fn = partial(self.D, y=y_real)
+                penalty = self.penalty.fn(d_fn, p_real, p_fake, weight=self.penalty_weight,
+                                          scale=self.penalty_scale())
                 loss_d = loss_d + penalty
             d_opt.zero_grad(set_to_none=True)
             finite = self.guard.allow(loss_d, d_opt, "discriminator loss", step)
@@ -210,7 +272,8 @@ class GAN(pl.LightningModule):
             return None
         stats = {"loss_d": loss_d, "loss_adv": loss_adv, "penalty": penalty,
                  "d_real": d_real.detach(), "d_fake": d_fake.detach(),
-                 "real": real, "fake": fake}  # kept for the diagnostics of this step
+                 "real": real, "fake": fake,  # kept for the diagnostics of this step
+                 "y_real": y_real, "y_fake": y_fake}
         if self.gate_signals:  # per-update hooks (OSN's adaptive gates): on device, no host sync
             signals = {"logit_gap": d_real.detach().mean() - d_fake.detach().mean()}
             if "grad_norm" in self.gate_signals:
@@ -260,9 +323,12 @@ class GAN(pl.LightningModule):
     def run_evaluation(self, step: int) -> dict[str, float]:
         # Fixed evaluation noise from its own generator: the training RNG stream stays untouched.
         gen = torch.Generator().manual_seed(self.seed + 1)
-        metrics = self.evaluator.evaluate(
-            lambda n: self.samples(torch.randn(n, self.G.z_dim, generator=gen).to(self.device)),
-            self.device)
+
+        def generate(n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+            z = torch.randn(n, self.G.z_dim, generator=gen).to(self.device)
+            return self.samples(z, None if labels is None else labels.to(self.device))
+
+        metrics = self.evaluator.evaluate(generate, self.device)
         primary = self.evaluator.primary
         if primary in metrics:
             # The best so far, for the metrics/best_* curve; best.ckpt is written by
@@ -348,14 +414,24 @@ class GAN(pl.LightningModule):
         if schedule.due(schedule.svd_every, step, last):
             values.update(condition_numbers(self.D))
         real, fake = stats.get("real"), stats.get("fake")  # absent when every D update was skipped
+        y_real, y_fake = stats.get("y_real"), stats.get("y_fake")
         if schedule.due(schedule.lipschitz_every, step, last) and real is not None:
-            values.update(lipschitz_report(self.D, real, fake, self._constants,
+            model = self.D
+            if y_real is not None:
+                # lipschitz_report evaluates D on its first n real, n fake and n interpolated
+                # samples, in that order: each at its own label (interpolates at the real one).
+                n = min(self.settings.monitor.lipschitz_samples, len(real), len(fake))
+                model = bind_labels(self.D, torch.cat([y_real[:n], y_fake[:n], y_real[:n]]))
+            values.update(lipschitz_report(model, real, fake, self._constants,
                                            self.settings.monitor.lipschitz_samples))
         if schedule.due(schedule.layer_stats_every, step, last):
             values.update(layer_grad_norms(self.D, "grad_norm/d"))
             values.update(layer_grad_norms(self.G, "grad_norm/g"))
             if real is not None:
-                values.update(activation_drift(self.D, [real, fake]))
+                # Hidden layers come before the projection, so any labels of the right length
+                # give the same drift; the real ones serve both batches (equal sizes).
+                model = self.D if y_real is None else bind_labels(self.D, y_real)
+                values.update(activation_drift(model, [real, fake]))
         if values:
             self.log_scalars(values, step)
 
@@ -380,19 +456,23 @@ class GAN(pl.LightningModule):
         return self.G_ema.module if ema_lib.has_started(self.G_ema) else self.G
 
     @torch.no_grad()
-    def samples(self, z: torch.Tensor | None = None) -> torch.Tensor:
+    def samples(self, z: torch.Tensor | None = None, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Samples of ``sampler`` (eval mode) for noise ``z`` and, for a class-conditional
+        generator, labels ``y``; no arguments: the fixed grid (one row per class)."""
+        if z is None:
+            z, y = self.fixed_z, self.fixed_y
         net = self.sampler
         was_training = net.training
         net.eval()
         try:
-            return net(self.fixed_z if z is None else z)
+            return net(z) if not self.conditional else net(z, y)
         finally:
             net.train(was_training)
 
     def log_samples(self, step: int) -> None:
         out = self.samples()
         if out.dim() == 4:
-            picture = image_grid(out)
+            picture = image_grid(out, nrow=GRID_COLUMNS if self.conditional else 8)
         else:
             if len(out) < 512:  # a cloud needs more points; fixed noise, not the training stream
                 z = torch.randn(2048, self.G.z_dim, generator=torch.Generator().manual_seed(self.seed))

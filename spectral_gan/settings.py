@@ -19,6 +19,12 @@ from spectral_gan.schedule import Schedule
 from spectral_gan.speed import check_joint_d_pass
 
 
+# How a class-conditional GAN draws the labels of its generated samples: ``uniform`` (the
+# projection paper's and SNGAN's choice) or ``data`` (the training set's class frequencies, for
+# unbalanced data, where uniform labels would ask G for rare classes as often as common ones).
+FAKE_LABELS = ("uniform", "data")
+
+
 @dataclass(frozen=True)
 class PenaltySettings:
     """A gradient penalty on D (``norm.penalty``) and its weight (None: the penalty's default)."""
@@ -88,9 +94,15 @@ class GANSettings:
     # Real and fake through D as one batch: True, False, or auto (decided on the device).
     joint_d_pass: str | bool = False
     seed: int = 0   # the fixed sample noise and the evaluation noise derive from it
+    # Class-conditional models: how the labels of generated samples are drawn (FAKE_LABELS).
+    fake_labels: str = "uniform"
 
     def __post_init__(self) -> None:
         check_joint_d_pass(self.joint_d_pass)
+        if self.fake_labels not in FAKE_LABELS:
+            raise ConfigError(f"fake_labels={self.fake_labels!r}: choose one of {', '.join(FAKE_LABELS)} "
+                              f"(uniform: every class equally often; data: the training data's class "
+                              f"frequencies)")
 
     @classmethod
     def from_config(cls, cfg: Any) -> "GANSettings":
@@ -116,4 +128,5 @@ class GANSettings:
             fault=FaultInjection(**node("fault")),
             joint_d_pass=node("speed").get("joint_d_pass", "auto"),
             seed=int(cfg.seed),
+            fake_labels=str(cfg.get("fake_labels", "uniform")),
         )

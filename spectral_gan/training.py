@@ -77,9 +77,27 @@ def validate(cfg: DictConfig) -> GANSettings:
     return settings
 
 
-def build_evaluator(cfg: DictConfig, datamodule) -> Evaluator | None:
+def build_evaluator(cfg: DictConfig, datamodule, num_classes: int | None = None) -> Evaluator | None:
     ev = cfg.get("eval")
-    return None if ev is None else Evaluator.from_config(datamodule, ev)
+    return None if ev is None else Evaluator.from_config(datamodule, ev, num_classes=num_classes)
+
+
+def conditional_classes(cfg: DictConfig, datamodule) -> int | None:
+    """The number of classes of a class-conditional GAN (None for an unconditional one), after
+    switching the data module to (images, labels) batches. Both networks must be conditional: a
+    conditional G under an unconditional D gets no signal about its labels, and a projection D
+    fed unconditional samples learns labels that G cannot follow."""
+    g_cond = bool(cfg.generator.get("conditional", False))
+    d_cond = cfg.discriminator.get("conditional", "none") or "none"
+    if not g_cond and d_cond == "none":
+        return None
+    if not g_cond or d_cond == "none":
+        raise ConfigError(
+            f"a class-conditional GAN needs both networks conditional, got generator.conditional="
+            f"{str(g_cond).lower()} and discriminator.conditional={d_cond}; set both "
+            f"(generator.conditional=true discriminator.conditional=projection) or neither")
+    datamodule.use_labels()  # a ConfigError naming the data when it has no labels
+    return int(datamodule.num_classes)
 
 
 # Loggers whose package is an optional extra: target -> (import name, extra).
@@ -109,21 +127,32 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("ckpt_path"):
         _info(f"Resuming {cfg.paths.run_dir} at generator step {resume_step} of {int(cfg.steps)} "
               f"from {cfg.ckpt_path}")
+    threads = cfg.get("threads")
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ConfigError(f"threads must be a positive integer or null, got {threads!r}")
+        torch.set_num_threads(threads)  # a sweep's parallel jobs share the cores (hydra/launcher=local)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     datamodule.check_available()
     datamodule.resume_step = resume_step  # in-memory and 2-D data continue where they stopped
-    generator = instantiate(cfg.generator, shape=datamodule.shape)
+    num_classes = conditional_classes(cfg, datamodule)
+    classes = {} if num_classes is None else {"num_classes": num_classes}
+    generator = instantiate(cfg.generator, shape=datamodule.shape, **classes)
     if cfg.get("g_norm", "none") != "none":
         normalize_all(generator, NormHook(weight=cfg.g_norm))
-    discriminator = instantiate(cfg.discriminator, shape=datamodule.shape, norm=instantiate(cfg.norm))
-    evaluator = build_evaluator(cfg, datamodule)
+    discriminator = instantiate(cfg.discriminator, shape=datamodule.shape, norm=instantiate(cfg.norm),
+                                **classes)
+    evaluator = build_evaluator(cfg, datamodule, num_classes)
+    label_probs = (datamodule.class_frequencies()
+                   if num_classes is not None and settings.fake_labels == "data" else None)
     module = GAN(
         generator, discriminator, instantiate(cfg.loss),
         g_optimizer=instantiate(cfg.optimizer.g), d_optimizer=instantiate(cfg.optimizer.d),
         settings=settings, paths=RunPaths(cfg.paths.run_dir),
-        evaluator=evaluator, run_config=run_config(cfg),
+        evaluator=evaluator, run_config={**run_config(cfg), **classes},
         hparams=hparams_of(cfg), reference_points=getattr(datamodule, "modes", None),
+        label_probs=label_probs,
     )
     # After the module is built: its EMA copy of G is only sampled, so it stays uncompiled.
     apply_speed_options(module.G, module.D, cfg.get("speed", {}))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from spectral_gan import config_resolvers
 from spectral_gan.cli.common import CONFIG_DIR, exit_if_plugin_missing, or_exit_on_config_error, pick_device, trust_flag
@@ -17,9 +17,17 @@ def _main(cfg: DictConfig) -> None:
     config_resolvers.register()
     result = or_exit_on_config_error(lambda: write_samples(
         cfg.ckpt_path, cfg.out, cfg.n, cfg.batch_size, cfg.seed, pick_device(cfg.device), cfg.npz,
-        cfg.get("weights", "auto"), trust_flag(cfg), progress=True))
+        cfg.get("weights", "auto"), trust_flag(cfg), progress=True, classes=class_option(cfg)))
+    per_class = (f", {cfg.n} of each of classes {result['classes']} in one folder per class"
+                 if "classes" in result else "")
     print(f"wrote {result['n']} samples of generator step {result['gen_step']} "
-          f"({result['generator_weights']} weights) to {result['out']}")
+          f"({result['generator_weights']} weights) to {result['out']}{per_class}")
+
+
+def class_option(cfg: DictConfig):
+    """``class=3`` or ``class=[0,3]`` (``class`` is the option's name, a Python keyword)."""
+    value = cfg.get("class")
+    return list(value) if OmegaConf.is_list(value) else value
 
 
 def main() -> None:
