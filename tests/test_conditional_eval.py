@@ -20,7 +20,7 @@ from spectral_gan.errors import ConfigError
 from spectral_gan.evaluation import BALANCED, Evaluator, balanced_labels
 from spectral_gan.metrics import registry
 from spectral_gan.metrics.suite import MetricSuite
-from tests.labeled_data import LabeledDigits, LabeledMNIST5k
+from spectral_gan.data import DigitsDataModule, SyntheticImages
 
 SMALL = {"num_samples": 500, "batch_size": 125, "cache_dir": None}
 
@@ -50,9 +50,9 @@ class DigitsOfClass:
 
 
 @pytest.fixture(scope="module")
-def mnist() -> LabeledMNIST5k:
-    dm = LabeledMNIST5k()
-    dm.images, dm.labels  # noqa: B018  load once for the module
+def mnist() -> MNIST5kDataModule:
+    dm = MNIST5kDataModule()
+    dm.images, dm.targets  # noqa: B018  load once for the module
     return dm
 
 
@@ -63,10 +63,10 @@ def test_intra_fid_and_class_accuracy_measure_the_conditioning(mnist):
                                  "metrics/best_fid_classifier"]
     # 50 samples per class with 128-d features: rank-deficient covariances, computable, warned
     with pytest.warns(UserWarning, match="intra-class FID from as few as"):
-        right = ev.evaluate(DigitsOfClass(mnist.images, mnist.labels), "cpu")
+        right = ev.evaluate(DigitsOfClass(mnist.images, mnist.targets), "cpu")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        wrong = ev.evaluate(DigitsOfClass(mnist.images, mnist.labels, shift=1), "cpu")
+        wrong = ev.evaluate(DigitsOfClass(mnist.images, mnist.targets, shift=1), "cpu")
     assert not [w for w in caught if "intra-class FID" in str(w.message)]  # warned once
     emitted = {n for n in right if "_std" not in n}  # IS's std is not a metric name
     assert emitted == {n for n in ev.metric_names() if "/best_" not in n}
@@ -92,7 +92,7 @@ def test_intra_fid_and_class_accuracy_measure_the_conditioning(mnist):
 def test_labels_are_balanced_over_the_whole_evaluation(mnist):
     ev = Evaluator.from_config(mnist, {**SMALL, "num_samples": 300, "batch_size": 70},
                                num_classes=10)
-    gen = DigitsOfClass(mnist.images, mnist.labels)
+    gen = DigitsOfClass(mnist.images, mnist.targets)
     ev.evaluate(gen, "cpu")
     assert [n for n, _ in gen.calls] == [70, 70, 70, 70, 20]
     labels = torch.cat([y for _, y in gen.calls])
@@ -126,7 +126,7 @@ def test_unconditional_evaluation_is_unchanged(mnist):
 def test_the_per_class_reference_is_recomputed_next_to_a_cached_one(tmp_path):
     """The suites' reference statistics are cached as before; the per-class ones are read again
     (``reference_labeled``) by each evaluator and give the same intra-class FID."""
-    dm = LabeledDigits()
+    dm = DigitsDataModule()
     settings = {"num_samples": 200, "batch_size": 100, "cache_dir": str(tmp_path)}
     values = []
     for _ in range(2):
@@ -156,7 +156,7 @@ def _counting_inception_suite(kid: bool = False, kid_subset_size: int = 1000):
 ])
 def test_intra_fid_switch(monkeypatch, intra_fid, expected):
     monkeypatch.setattr(evaluation, "inception_suite", _counting_inception_suite)
-    ev = Evaluator.from_config(LabeledDigits(), {"inception": True, "intra_fid": intra_fid},
+    ev = Evaluator.from_config(DigitsDataModule(), {"inception": True, "intra_fid": intra_fid},
                                num_classes=10)
     names = ev.metric_names()
     assert [n for n in names if "intra_fid" in n] == expected
@@ -167,7 +167,7 @@ def test_intra_fid_switch(monkeypatch, intra_fid, expected):
 def test_intra_fid_extracts_features_once_per_batch_for_all_classes(monkeypatch):
     """Inception intra-class FID costs one more pass of the extractor, not one per class."""
     monkeypatch.setattr(evaluation, "inception_suite", _counting_inception_suite)
-    dm = LabeledDigits()
+    dm = DigitsDataModule()
     seen = {}
     for intra_fid in (False, True):
         ev = Evaluator.from_config(dm, {"num_samples": 200, "batch_size": 50, "inception": True,
@@ -182,27 +182,27 @@ def test_intra_fid_extracts_features_once_per_batch_for_all_classes(monkeypatch)
 
 def test_conditional_generator_on_unlabelled_data_is_refused():
     with pytest.raises(ConfigError, match="the generator is class-conditional \\(10 classes\\) "
-                                          "but data=mnist5k has no labels"):
-        Evaluator.from_config(MNIST5kDataModule(), {}, num_classes=10)
+                                          "but data=synthetic has no labels"):
+        Evaluator.from_config(SyntheticImages(channels=1, num_samples=100), {}, num_classes=10)
     with pytest.raises(ConfigError, match="the generator has 7 classes but data=digits has 10"):
-        Evaluator.from_config(LabeledDigits(), {}, num_classes=7)
+        Evaluator.from_config(DigitsDataModule(), {}, num_classes=7)
     with pytest.raises(ConfigError, match="num_classes must be a positive integer"):
-        Evaluator.from_config(LabeledDigits(), {}, num_classes=True)
+        Evaluator.from_config(DigitsDataModule(), {}, num_classes=True)
 
 
 def test_intra_fid_needs_two_samples_per_class():
     with pytest.raises(ConfigError, match="eval.num_samples=15 is fewer than 2 x 10 classes; "
                                           "raise eval.num_samples or set eval.intra_fid=false"):
-        Evaluator.from_config(LabeledDigits(), {"num_samples": 15}, num_classes=10)
+        Evaluator.from_config(DigitsDataModule(), {"num_samples": 15}, num_classes=10)
     # without intra-class FID a small evaluation is fine
-    Evaluator.from_config(LabeledDigits(), {"num_samples": 15, "intra_fid": False}, num_classes=10)
+    Evaluator.from_config(DigitsDataModule(), {"num_samples": 15, "intra_fid": False}, num_classes=10)
 
 
 @pytest.mark.parametrize("value", ["maybe", 1, None])
 def test_intra_fid_config_values(value):
     with pytest.raises(ConfigError,
                        match=f"eval.intra_fid must be auto, true or false, got {value!r}"):
-        Evaluator.from_config(LabeledDigits(), {"intra_fid": value}, num_classes=10)
+        Evaluator.from_config(DigitsDataModule(), {"intra_fid": value}, num_classes=10)
 
 
 def test_conditional_metrics_are_registered():
@@ -228,7 +228,7 @@ class _ConditionalStandIn(nn.Module):
 
 
 def test_spectral_gan_eval_evaluates_a_conditional_checkpoint(mnist, monkeypatch, tmp_path):
-    generator = _ConditionalStandIn(DigitsOfClass(mnist.images, mnist.labels))
+    generator = _ConditionalStandIn(DigitsOfClass(mnist.images, mnist.targets))
     info = {"checkpoint": str(tmp_path / "run" / "checkpoints" / "last.ckpt"), "gen_step": 3,
             "generator_weights": "generator"}
     monkeypatch.setattr(checkpoint_eval, "load_generator",

@@ -19,7 +19,6 @@ from spectral_gan.evaluation import CONFIG_KEYS, Evaluator
 from spectral_gan.metrics import registry
 from spectral_gan.metrics.suite import MetricSuite
 from tests.conftest import REPO
-from tests.labeled_data import LabeledDigits
 
 GOOD = {"every": 500, "num_samples": 300, "batch_size": 100, "inception": False,
         "classifier": "auto", "kid": True, "reference_split": "train", "cache_dir": None}
@@ -108,7 +107,7 @@ def test_every_metric_the_evaluator_can_emit_has_a_direction(monkeypatch):
     everything = {"inception": True, "classifier": True, "kid": True, "intra_fid": True}
     emitted = (Evaluator.from_config(DigitsDataModule(), everything).metric_names()
                + Evaluator.from_config(RingDataModule(), everything).metric_names()
-               + Evaluator.from_config(LabeledDigits(), everything, num_classes=10).metric_names())
+               + Evaluator.from_config(DigitsDataModule(), everything, num_classes=10).metric_names())
     for name in emitted:
         assert isinstance(registry.higher_is_better(name), bool), name
     # and the registry lists nothing the evaluator cannot emit
