@@ -20,8 +20,6 @@ import datetime
 import json
 import os
 import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -29,7 +27,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from check_default import device_of, parse_seeds, train_one  # noqa: E402
+from check_default import device_of, parse_seeds, run_jobs, train_one  # noqa: E402
 from spectral_gan.checkpoint_eval import evaluate_checkpoint  # noqa: E402
 from spectral_gan.report.sections import write_marked_section  # noqa: E402
 
@@ -85,7 +83,6 @@ def main() -> int:
     jobs = [(f"seed {s}", [f"seed={s}", *args.overrides]) for s in parse_seeds(args.seeds)]
     device = device_of(args.overrides)
     done: dict[str, dict] = {}
-    lock = threading.Lock()
 
     def report() -> str:
         results = [done[name] for name, _ in jobs if name in done]
@@ -101,17 +98,17 @@ def main() -> int:
                              "Class-conditional digits over seeds")
         return body
 
-    def run(job: tuple[str, list[str]]) -> None:
+    def train_job(job: tuple[str, list[str]]) -> dict:
         name, overrides = job
-        result = train_one(name, overrides, {}, os.path.join(root, name.replace(" ", "")), threads,
-                           experiment=EXPERIMENT, score=score)
-        with lock:
-            done[name] = result
-            report()
+        return train_one(name, overrides, {}, os.path.join(root, name.replace(" ", "")), threads,
+                         experiment=EXPERIMENT, score=score)
+
+    def finished(name: str, result: dict) -> None:
+        done[name] = result
+        report()
 
     os.makedirs(root, exist_ok=True)
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        list(pool.map(run, jobs))
+    run_jobs(jobs, args.jobs, train_job, finished)
     print(report())
     print(f"\nwrote {args.results} and {os.path.join(root, 'results.json')}")
     return 0 if all(r["passed"] for r in done.values()) else 1

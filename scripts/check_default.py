@@ -90,6 +90,21 @@ def train_one(name: str, overrides: list[str], env: dict[str, str], run_dir: str
     return result
 
 
+def run_jobs(jobs: list[tuple], n_jobs: int, train_job: Callable[[tuple], dict],
+             on_done: Callable[[str, dict], None]) -> None:
+    """Train every job (``train_job(job)``, a job's first item its name), ``n_jobs`` at once;
+    ``on_done(name, result)`` after each, one at a time (it rewrites the report)."""
+    lock = threading.Lock()
+
+    def run(job: tuple) -> None:
+        result = train_job(job)
+        with lock:
+            on_done(job[0], result)
+
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        list(pool.map(run, jobs))
+
+
 def judge(results: list[dict], seed_names: list[str], real_is: float) -> float:
     scored = {r["name"]: dq.DigitQuality(**r["quality"]) for r in results if "quality" in r}
     seeds = [q for name, q in scored.items() if name in seed_names]
@@ -224,7 +239,6 @@ def main() -> int:
     device = device_of(args.overrides)
     seed_names = [name for name, _, _ in jobs if "," not in name]
     done: dict[str, dict] = {}
-    lock = threading.Lock()
 
     def report() -> str:
         """Table and JSON of the runs finished so far, in job order (rewritten after each run,
@@ -240,15 +254,13 @@ def main() -> int:
         write_section(args.results, body)
         return body
 
-    def run(job: tuple[str, list[str], dict[str, str]]) -> None:
-        result = train_one(*job, os.path.join(root, run_dir_name(job[0])), threads)
-        with lock:
-            done[job[0]] = result
-            report()
+    def finished(name: str, result: dict) -> None:
+        done[name] = result
+        report()
 
     os.makedirs(root, exist_ok=True)
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        list(pool.map(run, jobs))
+    run_jobs(jobs, args.jobs, lambda job: train_one(*job, os.path.join(root, run_dir_name(job[0])),
+                                                    threads), finished)
     print(report())
     print(f"\nwrote {args.results} and {os.path.join(root, 'results.json')}")
     results = list(done.values())

@@ -97,3 +97,10 @@ def test_early_dynamics_reports_the_first_steps_of_each_seed(tmp_path):
     assert row["seed"] == 0 and len(row["loss_d"]) == 2
     assert abs(row["min_loss_d"] - min(row["loss_d"])) <= 5e-4  # rounded to 4 and 3 places
     assert 0 <= row["saturated_logs"] <= 2 and row["final_diversity"] is not None
+
+
+def test_check_scripts_run_every_job_and_report_each_once():
+    seen: list[str] = []
+    check_default.run_jobs([("a", 1), ("b", 2), ("c", 3)], 2, lambda job: {"value": job[1]},
+                           lambda name, result: seen.append(f"{name}={result['value']}"))
+    assert sorted(seen) == ["a=1", "b=2", "c=3"]
