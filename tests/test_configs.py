@@ -130,3 +130,31 @@ def test_optuna_search_composes(cfg_factory):
     cfg = cfg_factory("hparams_search=ring_optuna", "experiment=ring_sn")
     assert cfg.optimized_metric == "metrics/best_reverse_kl"
     assert "OptunaSweeper" in cfg.hydra.sweeper._target_ and "norm" in cfg.hydra.sweeper.params
+
+
+@pytest.mark.parametrize("setting, lr, betas, n_dis", [
+    ("A", 1e-4, (0.5, 0.9), 5), ("B", 1e-4, (0.5, 0.999), 1), ("C", 2e-4, (0.5, 0.999), 1),
+    ("D", 1e-3, (0.5, 0.9), 5), ("E", 1e-3, (0.5, 0.999), 5), ("F", 1e-3, (0.9, 0.999), 5)])
+def test_sn_paper_settings_override_an_experiments_optimizer(cfg_factory, setting, lr, betas, n_dis):
+    """SN paper Table 1; sn_setting comes after the experiment, so it wins over its optimizer."""
+    cfg = cfg_factory("experiment=mnist5k_sn", f"sn_setting={setting}")
+    for net in ("g", "d"):
+        assert cfg.optimizer[net].lr == lr and tuple(cfg.optimizer[net].betas) == betas
+    assert cfg.n_dis == n_dis and cfg.data.batches_per_step == n_dis
+
+
+def test_sn_settings_study_sweeps_settings_norms_and_seeds(cfg_factory):
+    cfg = cfg_factory("experiment=mnist5k_sn_settings")
+    params = cfg.hydra.sweeper.params
+    assert params.sn_setting == "A,B,C,D,E,F" and params.seed == "0,1"
+    assert set(params.norm.split(",")) == {"none", "sn", "bsn", "msn", "osn", "gp", "bn"}
+    assert cfg.threads == 1 and cfg.hydra.launcher.n_jobs == 2
+    assert cfg.optimizer.d.lr == 2e-4 and cfg.n_dis == 1  # no sn_setting: setting C
+
+
+def test_threads_must_be_a_positive_integer(cfg_factory):
+    from spectral_gan.errors import ConfigError
+    from spectral_gan.training import train
+
+    with pytest.raises(ConfigError, match="threads must be a positive integer"):
+        train(cfg_factory("data=ring", "generator=mlp", "discriminator=mlp", "threads=0", "steps=1"))
