@@ -52,6 +52,9 @@ SMOKE = {
     "sn 16-mixed": ["trainer.precision=16-mixed"],
     "gp 16-mixed": ["norm=gp", "trainer.precision=16-mixed"],
     "ddp, 1 GPU": ["trainer=ddp", "trainer.devices=1"],
+    # experiment=mnist5k_cond's networks: labels on the device, CBN, the projection head
+    "conditional bf16-mixed": ["generator.conditional=true", "discriminator.conditional=projection",
+                               "trainer.precision=bf16-mixed"],
 }
 
 
