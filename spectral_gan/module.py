@@ -328,7 +328,12 @@ class GAN(pl.LightningModule):
             z = torch.randn(n, self.G.z_dim, generator=gen).to(self.device)
             return self.samples(z, None if labels is None else labels.to(self.device))
 
-        metrics = self.evaluator.evaluate(generate, self.device)
+        # The metrics may draw from the global RNG (torchmetrics' IS and KID shuffle with it): an
+        # evaluation must leave the training stream as it found it, or a run resumed from a
+        # checkpoint written after one would draw other noise than the uninterrupted run.
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            metrics = self.evaluator.evaluate(generate, self.device)
         primary = self.evaluator.primary
         if primary in metrics:
             # The best so far, for the metrics/best_* curve; best.ckpt is written by
