@@ -97,7 +97,7 @@ def test_experiment_overrides_the_root_config(cfg_factory):
     cfg = cfg_factory("experiment=ring_sn")
     assert cfg.steps == 2000 and cfg.ema.decay == 0.0 and cfg.data.std == 0.01
     cfg = cfg_factory("experiment=mnist5k_sn")
-    assert cfg.generator.ch == 32 and cfg.norm.weight == "sn" and cfg.loss.name == "hinge"
+    assert cfg.generator.ch == 48 and cfg.discriminator.ch == 32 and cfg.norm.weight == "sn" and cfg.loss.name == "hinge"
 
 
 def test_default_ema_forgets_its_starting_copy(cfg_factory):
