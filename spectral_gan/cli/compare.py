@@ -6,6 +6,13 @@ comparison.csv, and PNG plots (each metric against step with a band over seeds, 
 configuration; the Lipschitz bound and gradient lower bound; per-layer sigma, sigma_eff, sigma_op,
 condition numbers, gradient norms of D and G, drift). Prints the table. Runs that differ only by seed
 form one configuration; metrics are mean ± std over seeds, final and best.
+
+    spectral-gan-compare DIR --pivot norm sn_setting [--metric metrics/fid_classifier]
+
+adds two-way tables to comparison.md (a row per value of the first override, a column per value
+of the second; the metric's final value, mean ± std over seeds, with collapsed/diverged counts)
+and one plot per metric (pivot_<metric>_<rows>_by_<columns>.png): the layout of the SN paper's
+robustness study (settings A-F x normalizations).
 """
 from __future__ import annotations
 
@@ -13,7 +20,8 @@ import argparse
 import os
 import sys
 
-from spectral_gan.report.compare import markdown, table, write_csv, write_plots
+from spectral_gan.report import pivot
+from spectral_gan.report.compare import METRICS, markdown, table, write_csv, write_plots
 from spectral_gan.report.runs import read_sweep
 
 
@@ -22,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep_dir")
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--pivot", nargs=2, metavar=("ROWS", "COLUMNS"),
+                        help="two overrides (e.g. norm sn_setting): a two-way table per metric")
+    parser.add_argument("--metric", action="append", default=None,
+                        help="metric tag(s) for --pivot (default: every metrics/... tag logged)")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.sweep_dir):
         print(f"error: {args.sweep_dir} is not a directory; pass a sweep directory such as "
@@ -31,15 +43,41 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         print(f"error: no runs with TensorBoard logs (tb/) under {args.sweep_dir}", file=sys.stderr)
         return 2
+    pivots = []
+    if args.pivot:
+        pivots = _pivot_metrics(runs, args.pivot, args.metric)
+        if isinstance(pivots, str):
+            print(f"error: {pivots}", file=sys.stderr)
+            return 2
     rows = table(runs)
     text = markdown(rows)
+    for metric in pivots:
+        text += "\n\n" + pivot.markdown(runs, *args.pivot, metric)
     with open(os.path.join(args.sweep_dir, "comparison.md"), "w") as f:
         f.write(f"# Comparison of {len(runs)} runs in {len(rows)} configurations\n\n{text}\n")
     write_csv(rows, os.path.join(args.sweep_dir, "comparison.csv"))
     plots = [] if args.no_plots else write_plots(runs, args.sweep_dir)
+    if not args.no_plots:
+        plots += [pivot.plot(runs, *args.pivot, metric, args.sweep_dir) for metric in pivots]
     print(text)
     print(f"\nwrote comparison.md, comparison.csv and {len(plots)} plots to {args.sweep_dir}")
     return 0
+
+
+def _pivot_metrics(runs, keys: list[str], metrics: list[str] | None) -> list[str] | str:
+    """The metrics to pivot, or an error message naming what was wrong."""
+    overridden = sorted({k for r in runs for k in r.overrides})
+    for key in keys:
+        if not any(key in r.overrides for r in runs):
+            return (f"--pivot {key}: no run of this sweep overrides {key!r}; overridden here: "
+                    f"{', '.join(overridden) or '(nothing)'}")
+    logged = [m for m in METRICS if any(m in r.scalars for r in runs)]
+    if metrics is None:
+        return logged or "--pivot: no run of this sweep logged a metrics/... tag (was eval off?)"
+    for metric in metrics:
+        if metric not in logged:
+            return f"--metric {metric}: not logged by any run here; logged: {', '.join(logged) or '(none)'}"
+    return metrics
 
 
 if __name__ == "__main__":
