@@ -298,9 +298,10 @@ class Evaluator:
         self._reference_ready = True
 
     def _features(self, name: str, images: torch.Tensor) -> torch.Tensor:
-        """Suite ``name``'s features of ``images``, computed once for all classes (the module its
-        torchmetrics FID calls: the classifier's penultimate layer, Inception's pool)."""
-        return self.suites[name][0].fid.inception(images)
+        """Suite ``name``'s features of ``images`` (the classifier's penultimate layer,
+        Inception's pool), computed once for all classes; for a batch the suite was just given,
+        its FID's pass is reused (MetricSuite shares one pass per batch)."""
+        return self.suites[name][0].features(images)
 
     def _bar(self, what: str) -> tqdm:
         return tqdm(total=self.num_samples, desc=what, unit="img", file=sys.stderr,
@@ -320,15 +321,12 @@ class Evaluator:
             rate = 8 / max(time.perf_counter() - started, 1e-6)
         cached = bool(self.cache_dir) and os.path.isfile(
             self._cache_path("inception", self.reference_identity("inception")) or "")
-        images = (f"{self.num_samples:,} generated" if cached else
-                  f"{self.num_samples:,} generated + {self.num_samples:,} reference")
-        n = self.num_samples * (1 if cached else 2)
-        if "inception" in self.intra:
-            # Intra-class FID extracts its own features: a second pass over the generated and
-            # the reference images (its per-class reference is not cached).
-            n += 2 * self.num_samples
-            images += (f", and {self.num_samples:,} generated + {self.num_samples:,} reference "
-                       f"again for intra-class FID")
+        # One pass per batch serves FID, KID, IS and intra-class FID (MetricSuite); the reference
+        # is read again only when it is cached but intra-class FID needs its per-class half.
+        reference = not cached or "inception" in self.intra
+        images = (f"{self.num_samples:,} generated + {self.num_samples:,} reference" if reference
+                  else f"{self.num_samples:,} generated")
+        n = self.num_samples * (2 if reference else 1)
         seconds = n / rate
         took = (f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
                 if seconds >= 90 else f"{seconds:.0f} s")
@@ -375,8 +373,7 @@ class Evaluator:
                         if name in self.intra:
                             self.intra[name].add_fake(features, labels)
                         if accuracy and name == "classifier":
-                            # DigitClassifier: logits = out(features)
-                            predicted = suite.classifier.out(features).argmax(1)
+                            predicted = suite.logits(fake).argmax(1)  # the shared pass's logits
                             correct += (predicted == labels).sum()
                 bar.update(len(fake))
         out: dict[str, float] = {}

@@ -61,6 +61,50 @@ def test_inception_score_of_uniform_logits_is_one():
     assert suite.compute()["is"] == pytest.approx(1.0, abs=1e-5)
 
 
+def test_one_extractor_pass_per_batch_serves_fid_kid_and_is():
+    """FID, KID and IS read one shared pass per batch (torchmetrics calls the extractor in each
+    metric's update); the values equal those of separate passes."""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(6, 4)
+    head = torch.nn.Linear(4, 3)
+    calls = {"features": 0, "both": 0}
+
+    def features(x):
+        calls["features"] += 1
+        return net(x)
+
+    def both(x):
+        calls["both"] += 1
+        f = net(x)
+        return f, head(f)
+
+    real, fake = torch.randn(300, 6), torch.randn(300, 6) + 0.5
+    with torch.no_grad():
+        shared = MetricSuite(features, 4, logits=lambda x: head(net(x)), kid=True,
+                             kid_subset_size=100, features_and_logits=both)
+        separate = MetricSuite(lambda x: net(x), 4, logits=lambda x: head(net(x)), kid=True,
+                               kid_subset_size=100)
+        for suite in (shared, separate):
+            for i in range(0, 300, 100):
+                suite.add_real(real[i:i + 100])
+                last = fake[i:i + 100]
+                suite.add_fake(last)
+            if suite is shared:  # the batch in hand costs no further pass
+                assert torch.equal(shared.features(last), net(last)) and calls["both"] == 6
+        assert calls == {"features": 0, "both": 6}  # 3 real + 3 fake batches, one pass each
+        torch.manual_seed(1)
+        a = shared.compute()
+        torch.manual_seed(1)
+        b = separate.compute()
+    assert a == pytest.approx(b, rel=1e-6)
+    # a batch changed in place is not mistaken for the one cached
+    with torch.no_grad():
+        batch = torch.randn(10, 6)
+        first = shared.features(batch).clone()
+        batch += 1.0
+        assert not torch.equal(shared.features(batch), first) and calls["both"] == 8
+
+
 def test_classifier_is_accurate_and_its_is_is_high_on_real_digits():
     images = DigitsDataModule().images
     from sklearn.datasets import load_digits

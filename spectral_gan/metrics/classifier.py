@@ -41,6 +41,11 @@ class DigitClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.features(x))
 
+    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both from one pass (FID reads the features, IS the logits)."""
+        features = self.features(x)
+        return features, self.out(features)
+
 
 def weights_path(dataset: str) -> str:
     return os.path.join(WEIGHTS_DIR, f"{dataset}_classifier.pt")

@@ -21,7 +21,8 @@ def inception_suite(kid: bool = False, kid_subset_size: int = 1000) -> tuple[Met
         warnings.warn(IS_HINT)
         _warned_is = True
     suite = MetricSuite(net, net.num_features, net.logits if net.has_logits else None, kid=kid,
-                        kid_subset_size=kid_subset_size)
+                        kid_subset_size=kid_subset_size,
+                        features_and_logits=net.features_and_logits if net.has_logits else None)
     return suite, {"extractor": INCEPTION_EXTRACTOR, "weights": net.origin,
                    "input": "resized to 299x299 (TF1 bilinear)"}
 
@@ -31,7 +32,7 @@ def classifier_suite(dataset: str, kid: bool = False, kid_subset_size: int = 100
     """Classifier FID (penultimate features) and IS (class logits) for MNIST-like data."""
     net = load_classifier(dataset)
     suite = MetricSuite(net.features, FEATURE_DIM, net, kid=kid, kid_subset_size=kid_subset_size,
-                        suffix="_classifier")
+                        suffix="_classifier", features_and_logits=net.features_and_logits)
     suite.classifier = net  # keep the weights inside the module tree (device moves)
     return suite, {"extractor": f"{dataset}-digit-classifier", "weights": weights_path(dataset),
                    "input": "1x32x32 in [-1, 1]"}

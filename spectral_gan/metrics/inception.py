@@ -124,6 +124,13 @@ class InceptionFeatures(nn.Module):
             raise RuntimeError(IS_HINT)
         return self._fidelity(self._to_255(images))[1]
 
+    @torch.no_grad()
+    def features_and_logits(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pool features and logits from one pass (FID/KID read the first, IS the second)."""
+        if self._tm is None:
+            raise RuntimeError(IS_HINT)
+        return self._fidelity(self._to_255(images))
+
     def _fidelity(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # NoTrainInceptionV3.forward returns only the first requested feature; its
         # torch-fidelity forward returns all of them (pool features, then logits).

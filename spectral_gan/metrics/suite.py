@@ -19,16 +19,57 @@ from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
 
-class _Call(nn.Module):
-    """Exposes one method of an extractor as a module, as torchmetrics' ``feature=`` expects."""
+class _OnePass:
+    """The extractor's outputs for the batch in hand, so that FID, KID, IS and the evaluator's
+    per-class statistics share one pass per batch instead of running the network once each
+    (torchmetrics calls its ``feature=`` module in every metric's ``update``).
 
-    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], num_features: int) -> None:
+    The cached batch is recognised by identity (a strong reference is kept, so the id cannot be
+    reused) and by its in-place version counter. ``both`` computes features and logits in one
+    pass where the network gives both (Inception through torch-fidelity, the digit classifier);
+    without it each output is computed on first use."""
+
+    def __init__(self, features: Callable, logits: Callable | None, both: Callable | None) -> None:
+        self.fns = (features, logits)
+        self.both = both
+        self.clear()
+
+    def clear(self) -> None:
+        self._input: torch.Tensor | None = None
+        self._version: int | None = None
+        self._out: list[torch.Tensor | None] = [None, None]
+
+    @staticmethod
+    def _version_of(images: torch.Tensor) -> int | None:
+        try:
+            return images._version
+        except RuntimeError:  # inference-mode tensors keep no version counter (and are immutable)
+            return None
+
+    def get(self, images: torch.Tensor, which: int) -> torch.Tensor:
+        if images is not self._input or self._version_of(images) != self._version:
+            self.clear()
+            self._input, self._version = images, self._version_of(images)
+        if self._out[which] is None:
+            if self.both is not None:
+                self._out = list(self.both(images))
+            else:
+                self._out[which] = self.fns[which](images)
+        return self._out[which]
+
+
+class _Call(nn.Module):
+    """One output of the shared pass as a module, as torchmetrics' ``feature=`` expects."""
+
+    def __init__(self, one_pass: _OnePass, which: int, num_features: int) -> None:
         super().__init__()
-        self.fn = fn
+        self.one_pass = one_pass
+        self.which = which
         self.num_features = num_features
+        self.fn = one_pass.fns[which]  # an nn.Module here is registered, so suite.to(device) moves it
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.fn(images)
+        return self.one_pass.get(images, self.which)
 
 
 class MetricSuite(nn.Module):
@@ -37,14 +78,20 @@ class MetricSuite(nn.Module):
 
     def __init__(self, features: Callable[[torch.Tensor], torch.Tensor], num_features: int,
                  logits: Callable[[torch.Tensor], torch.Tensor] | None = None, kid: bool = False,
-                 kid_subset_size: int = 1000, suffix: str = "") -> None:
+                 kid_subset_size: int = 1000, suffix: str = "",
+                 features_and_logits: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+                 | None = None) -> None:
         super().__init__()
         self.suffix = suffix
-        feature = _Call(features, num_features)
+        # ``features_and_logits``: both from one pass of the network (used only with ``logits``)
+        self._one_pass = _OnePass(features, logits,
+                                  features_and_logits if logits is not None else None)
+        feature = _Call(self._one_pass, 0, num_features)
         self.fid = FrechetInceptionDistance(feature=feature, reset_real_features=False)
         self.kid = (KernelInceptionDistance(feature=feature, subset_size=kid_subset_size,
                                             reset_real_features=False) if kid else None)
-        self.inception_score = InceptionScore(feature=_Call(logits, 0)) if logits is not None else None
+        self.inception_score = (InceptionScore(feature=_Call(self._one_pass, 1, 0))
+                                if logits is not None else None)
         self.num_features = num_features
 
     @property
@@ -67,6 +114,16 @@ class MetricSuite(nn.Module):
         if self.inception_score is not None:
             self.inception_score.update(images)
 
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The FID features of ``images``: free for the batch just added (the shared pass)."""
+        return self._one_pass.get(images, 0)
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """The IS logits of ``images`` (a suite built with ``logits``), likewise shared."""
+        if self._one_pass.fns[1] is None:
+            raise RuntimeError("this suite has no logits (built without logits=)")
+        return self._one_pass.get(images, 1)
+
     def names(self) -> list[str]:
         """The keys ``compute`` returns (KID and IS standard deviations aside)."""
         names = ["fid"] + (["kid"] if self.kid is not None else []) + (
@@ -74,6 +131,7 @@ class MetricSuite(nn.Module):
         return [n + self.suffix for n in names]
 
     def compute(self) -> dict[str, float]:
+        self._one_pass.clear()  # the last batch's images and outputs are not needed any more
         out: dict[str, float] = {}
         n = min(self.n_real, self.n_fake)
         if n <= self.num_features:
@@ -94,6 +152,7 @@ class MetricSuite(nn.Module):
 
     def reset_fake(self) -> None:
         """Forget generated samples, keep the reference statistics."""
+        self._one_pass.clear()
         self.fid.reset()  # reset_real_features=False keeps the real side
         if self.kid is not None:
             self.kid.reset()
