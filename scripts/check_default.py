@@ -46,7 +46,10 @@ MARK_START, MARK_END = markers("check-default")
 
 
 def parse_seeds(text: str) -> list[int]:
+    """'0-2,5' -> [0, 1, 2, 5]; 'none' or '' -> [] (only the variants)."""
     seeds: list[int] = []
+    if text.strip() in ("", "none"):
+        return seeds
     for part in text.split(","):
         lo, _, hi = part.partition("-")
         seeds += list(range(int(lo), int(hi or lo) + 1))
@@ -239,6 +242,20 @@ def main() -> int:
     device = device_of(args.overrides)
     seed_names = [name for name, _, _ in jobs if "," not in name]
     done: dict[str, dict] = {}
+    # Resume: a root given again keeps the runs its results.json already holds (a check stopped
+    # part-way, e.g. at the end of a session, goes on where it stopped instead of starting over).
+    saved_path = os.path.join(root, "results.json")
+    if args.root and os.path.exists(saved_path):
+        with open(saved_path) as f:
+            previous = {r["name"]: r for r in json.load(f)["runs"]}
+        names = {name for name, _, _ in jobs}
+        for name, r in previous.items():
+            if name not in names:  # keep earlier runs this invocation does not repeat
+                jobs.append((name, [], {}))
+                if "," not in name:
+                    seed_names.append(name)
+            done[name] = r
+        print(f"resuming {root}: {len(done)} run(s) already done", flush=True)
 
     def report() -> str:
         """Table and JSON of the runs finished so far, in job order (rewritten after each run,
@@ -259,7 +276,8 @@ def main() -> int:
         report()
 
     os.makedirs(root, exist_ok=True)
-    run_jobs(jobs, args.jobs, lambda job: train_one(*job, os.path.join(root, run_dir_name(job[0])),
+    todo = [job for job in jobs if job[0] not in done]
+    run_jobs(todo, args.jobs, lambda job: train_one(*job, os.path.join(root, run_dir_name(job[0])),
                                                     threads), finished)
     print(report())
     print(f"\nwrote {args.results} and {os.path.join(root, 'results.json')}")
