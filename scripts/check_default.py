@@ -3,6 +3,7 @@
     python scripts/check_default.py                       # seeds 0-9 + three roundings of seed 0
     python scripts/check_default.py --seeds 0,1 --variants none --jobs 2
     python scripts/check_default.py --seeds 3 -- steps=800   # extra overrides after --
+    python scripts/check_default.py --root outputs/check_default/<date_time>  # resume a stopped check
 
 Each run is `spectral-gan-train experiment=mnist5k_sn seed=S` in a process and run directory of
 its own (so runs may go in parallel with --jobs), timed; then its final checkpoint is scored by
@@ -106,6 +107,23 @@ def run_jobs(jobs: list[tuple], n_jobs: int, train_job: Callable[[tuple], dict],
 
     with ThreadPoolExecutor(max_workers=n_jobs) as pool:
         list(pool.map(run, jobs))
+
+
+def resume(jobs: list[tuple], seed_names: list[str], saved_path: str) -> dict[str, dict]:
+    """The runs an earlier check under the same root finished (its results.json), by name, so a
+    check stopped part-way (e.g. at the end of a session) goes on where it stopped. Earlier runs
+    this invocation does not ask for are kept too (failed ones are trained again): appended to ``jobs`` (and ``seed_names``) so the
+    table and the FID median still cover them."""
+    with open(saved_path) as f:
+        # a run that failed or was never scored is trained again
+        previous = {r["name"]: r for r in json.load(f)["runs"] if "quality" in r}
+    names = {job[0] for job in jobs}
+    for name in previous:
+        if name not in names:
+            jobs.append((name, [], {}))
+            if "," not in name:
+                seed_names.append(name)
+    return previous
 
 
 def judge(results: list[dict], seed_names: list[str], real_is: float) -> float:
@@ -242,19 +260,8 @@ def main() -> int:
     device = device_of(args.overrides)
     seed_names = [name for name, _, _ in jobs if "," not in name]
     done: dict[str, dict] = {}
-    # Resume: a root given again keeps the runs its results.json already holds (a check stopped
-    # part-way, e.g. at the end of a session, goes on where it stopped instead of starting over).
-    saved_path = os.path.join(root, "results.json")
-    if args.root and os.path.exists(saved_path):
-        with open(saved_path) as f:
-            previous = {r["name"]: r for r in json.load(f)["runs"]}
-        names = {name for name, _, _ in jobs}
-        for name, r in previous.items():
-            if name not in names:  # keep earlier runs this invocation does not repeat
-                jobs.append((name, [], {}))
-                if "," not in name:
-                    seed_names.append(name)
-            done[name] = r
+    if args.root and os.path.exists(os.path.join(root, "results.json")):
+        done = resume(jobs, seed_names, os.path.join(root, "results.json"))
         print(f"resuming {root}: {len(done)} run(s) already done", flush=True)
 
     def report() -> str:

@@ -89,6 +89,21 @@ def test_check_default_table_marks_failures():
     assert "failed (exit 1)" in text and "seed 0, bf16: `c2`" in text
 
 
+def test_check_default_resumes_a_stopped_check(tmp_path):
+    import json
+    saved = tmp_path / "results.json"
+    saved.write_text(json.dumps({"runs": [
+        {"name": "seed 0", "quality": {}}, {"name": "seed 5", "quality": {}},
+        {"name": "seed 1", "returncode": 1}]}))  # failed: to be trained again
+    jobs = [("seed 0", [], {}), ("seed 1", [], {}), ("seed 0, bf16", [], {})]
+    seed_names = ["seed 0", "seed 1"]
+    done = check_default.resume(jobs, seed_names, str(saved))
+    assert sorted(done) == ["seed 0", "seed 5"]
+    assert [job[0] for job in jobs if job[0] not in done] == ["seed 1", "seed 0, bf16"]
+    assert "seed 5" in seed_names and jobs[-1][0] == "seed 5"  # kept in the table and the median
+    assert check_default.parse_seeds("none") == []
+
+
 def test_early_dynamics_reports_the_first_steps_of_each_seed(tmp_path):
     import early_dynamics
     row = early_dynamics.early_run(0, steps=10, log_every=5, run_dir=str(tmp_path / "s0"),
