@@ -33,6 +33,7 @@ from typing import Callable
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from spectral_gan.checkpoint import checkpoint_gen_step  # noqa: E402
 from spectral_gan.hardware import describe  # noqa: E402
 from spectral_gan.report import digit_quality as dq  # noqa: E402
 from spectral_gan.report.sections import markers, write_marked_section  # noqa: E402
@@ -187,14 +188,25 @@ def write_section(path: str, body: str) -> None:
     write_marked_section(path, "check-default", body, "The default experiment over seeds")
 
 
+def measured_on(results_json: str, saved: dict) -> str:
+    """The date of a check: saved in its results.json, else its root's name when that is the
+    default <date_time>, else the file's modification date (a root named by hand)."""
+    if saved.get("when"):
+        return saved["when"][:10]
+    name = os.path.basename(os.path.dirname(os.path.abspath(results_json)))
+    try:
+        return datetime.datetime.strptime(name[:10], "%Y-%m-%d").strftime("%Y-%m-%d")
+    except ValueError:
+        return datetime.date.fromtimestamp(os.path.getmtime(results_json)).isoformat()
+
+
 def render(results_json: str, results_md: str) -> int:
     """Rewrite the table from a finished check's results.json (with today's criteria)."""
     with open(results_json) as f:
         saved = json.load(f)
     runs, real_is = saved["runs"], saved["real_heldout_is"]
     median = judge(runs, [r["name"] for r in runs if "," not in r["name"]], real_is)
-    when = os.path.basename(os.path.dirname(os.path.abspath(results_json)))
-    body = table(runs, median, real_is, when[:10], saved.get("device"))
+    body = table(runs, median, real_is, measured_on(results_json, saved), saved.get("device"))
     if saved.get("rescored"):
         body += (f"\n\nThe checkpoints of this check were scored again on {saved['rescored']} "
                  "(`python scripts/check_default.py --rescore <root>`), with the scoring code of "
@@ -212,9 +224,15 @@ def rescore(root: str, results_md: str) -> int:
         saved = json.load(f)
     for r in saved["runs"]:
         ckpt = os.path.join(r["run_dir"], "checkpoints", "last.ckpt")
-        if os.path.exists(ckpt):
-            r["quality"] = dq.evaluate_digits(ckpt).as_dict()
-            print(f"{r['name']}: FID {r['quality']['fid_classifier']:.0f}", flush=True)
+        if not os.path.exists(ckpt):
+            continue
+        step = checkpoint_gen_step(ckpt)
+        if "quality" in r and step != r["quality"]["gen_step"]:  # e.g. overwritten by a later run
+            print(f"{r['name']}: {ckpt} is at generator step {step}, not the "
+                  f"{r['quality']['gen_step']} scored before; its earlier score is kept", flush=True)
+            continue
+        r["quality"] = dq.evaluate_digits(ckpt).as_dict()
+        print(f"{r['name']}: FID {r['quality']['fid_classifier']:.0f}", flush=True)
     saved["real_heldout_is"] = dq.real_heldout_is()
     saved["rescored"] = datetime.datetime.now().strftime("%Y-%m-%d")
     with open(path, "w") as f:
@@ -274,7 +292,7 @@ def main() -> int:
             body += f"\n\n(partial: {len(results)} of {len(jobs)} runs finished so far)"
         with open(os.path.join(root, "results.json"), "w") as f:
             json.dump({"real_heldout_is": real_is, "median_fid": median, "device": device,
-                       "runs": results}, f, indent=2)
+                       "when": when, "runs": results}, f, indent=2)
         write_section(args.results, body)
         return body
 

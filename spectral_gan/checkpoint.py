@@ -28,6 +28,12 @@ def read_checkpoint(path: str) -> dict[str, Any]:
     return ckpt
 
 
+def checkpoint_gen_step(path: str) -> int:
+    """The generator step a checkpoint was saved at (without building any network)."""
+    ckpt = read_checkpoint(path)
+    return gen_steps(ckpt.get("global_step", 0), ckpt["spectral_gan_config"].get("n_dis", 1))
+
+
 WEIGHTS = ("auto", "ema", "raw")
 
 

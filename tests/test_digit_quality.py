@@ -1,11 +1,13 @@
 """The digit-quality check behind `make check-default` and its script's pieces (issue #12)."""
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
 import torch
 
+from spectral_gan.checkpoint import checkpoint_gen_step
 from spectral_gan.metrics.classifier import class_fractions, heldout_split, load_classifier
 from spectral_gan.report import digit_quality as dq
 from spectral_gan.training import train
@@ -38,6 +40,16 @@ def test_a_checkpoint_is_scored_and_judged(cfg_factory, tmp_path):
                       "steps=2", "eval.every=0"))
     q = dq.evaluate_digits(str(tmp_path / "checkpoints" / "last.ckpt"), n=300, batch_size=100)
     assert q.gen_step == 2 and q.n == 300 and q.weights == "generator"
+    assert checkpoint_gen_step(str(tmp_path / "checkpoints" / "last.ckpt")) == 2
+    # --rescore keeps a run's earlier score when its checkpoint is no longer the one scored
+    results = {"runs": [{"name": "seed 0", "run_dir": str(tmp_path), "wall_s": 60.0,
+                         "returncode": 0, "command": "c",
+                         "quality": {**q.as_dict(), "gen_step": 1600, "is_classifier": 7.5}}],
+               "real_heldout_is": 9.0}
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    check_default.rescore(str(tmp_path), str(tmp_path / "results.md"))
+    kept = json.loads((tmp_path / "results.json").read_text())["runs"][0]["quality"]
+    assert kept["is_classifier"] == 7.5 and kept["gen_step"] == 1600
     assert sum(q.class_fractions) == pytest.approx(1.0, abs=1e-3)
     assert q.is_classifier >= 1.0 and q.fid_classifier > 0
     # Two steps of training are no digits: the verdict must say so.
@@ -90,7 +102,6 @@ def test_check_default_table_marks_failures():
 
 
 def test_check_default_resumes_a_stopped_check(tmp_path):
-    import json
     saved = tmp_path / "results.json"
     saved.write_text(json.dumps({"runs": [
         {"name": "seed 0", "quality": {}}, {"name": "seed 5", "quality": {}},

@@ -61,6 +61,27 @@ def test_inception_score_of_uniform_logits_is_one():
     assert suite.compute()["is"] == pytest.approx(1.0, abs=1e-5)
 
 
+def test_is_and_kid_are_the_same_on_every_call_and_leave_the_random_stream_alone():
+    # torchmetrics shuffles IS splits and draws KID subsets with the global generator
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.randn(300, 4, generator=gen)
+    logits = torch.randn(300, 10, generator=gen) * 3
+    lookup = {id(feats): logits}
+    suite = MetricSuite(lambda x: x, 4, logits=lambda x: lookup.get(id(x), logits[:len(x)]),
+                        kid=True, kid_subset_size=50)
+    suite.add_real(feats)
+    suite.add_fake(feats)
+    torch.manual_seed(1)
+    first = suite.compute()
+    after_first = torch.rand(1)
+    torch.manual_seed(2)
+    second = suite.compute()
+    assert first["is"] == second["is"] and first["kid"] == second["kid"]
+    torch.manual_seed(1)
+    suite.compute()
+    assert torch.equal(torch.rand(1), after_first)  # the caller's stream is not advanced
+
+
 def test_one_extractor_pass_per_batch_serves_fid_kid_and_is():
     """FID, KID and IS read one shared pass per batch (torchmetrics calls the extractor in each
     metric's update); the values equal those of separate passes."""

@@ -88,7 +88,7 @@ def real_heldout_is() -> float:
     held_out, _ = heldout_split(len(images))
     suite, _ = classifier_suite(DATASET)
     suite.add_fake(images[held_out])
-    return float(suite.inception_score.compute()[0])
+    return float(suite.inception_score_value()[0])
 
 
 def verdict(q: DigitQuality, median_fid: float, real_is: float) -> dict[str, Any]:
