@@ -47,7 +47,7 @@ def table(runs: list[Run]) -> list[dict]:
         row["steps_per_s"], row["steps_per_s_std"] = _mean_std([r.steps_per_second() for r in members])
         for metric in present:
             name = metric.split("/", 1)[1]
-            finals = [r.series(metric)[-1][1] for r in members if r.series(metric)]
+            finals = [r.final(metric) for r in members if r.series(metric)]
             bests = [registry.best_of(metric, (v for _, v in r.series(metric)))
                      for r in members if r.series(metric)]
             row[f"{name}_final"], row[f"{name}_final_std"] = _mean_std(finals)

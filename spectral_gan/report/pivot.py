@@ -25,11 +25,6 @@ def values_of(runs: list[Run], key: str) -> list[str]:
     return sorted({r.overrides.get(key, MISSING) for r in runs}, key=_natural)
 
 
-def final(run: Run, tag: str) -> float | None:
-    series = run.series(tag)
-    return series[-1][1] if series else None
-
-
 def cells(runs: list[Run], rows: str, columns: str, metric: str) -> dict[tuple[str, str], dict]:
     """``(row value, column value) -> {"values": finals over seeds, "mean", "std", "runs",
     "collapsed", "diverged"}``. A run without the metric (diverged before its evaluation) counts
@@ -39,13 +34,13 @@ def cells(runs: list[Run], rows: str, columns: str, metric: str) -> dict[tuple[s
         grouped[(run.overrides.get(rows, MISSING), run.overrides.get(columns, MISSING))].append(run)
     out = {}
     for key, members in grouped.items():
-        values = [v for v in (final(r, metric) for r in members) if v is not None and math.isfinite(v)]
+        values = [v for v in (r.final(metric) for r in members) if v is not None and math.isfinite(v)]
         out[key] = {
             "values": values,
             "mean": statistics.fmean(values) if values else float("nan"),
             "std": statistics.stdev(values) if len(values) > 1 else (0.0 if values else float("nan")),
             "runs": len(members),
-            "collapsed": sum(1 for r in members if (final(r, COLLAPSED) or 0.0) >= 0.5),
+            "collapsed": sum(1 for r in members if (r.final(COLLAPSED) or 0.0) >= 0.5),
             "diverged": sum(1 for r in members if r.diverged),
         }
     return out

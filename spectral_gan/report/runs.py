@@ -34,6 +34,11 @@ class Run:
     def series(self, tag: str) -> list[tuple[int, float]]:
         return [(s, v) for s, v, _ in self.scalars.get(tag, [])]
 
+    def final(self, tag: str) -> float | None:
+        """The last value logged under ``tag`` (None: never logged)."""
+        series = self.series(tag)
+        return series[-1][1] if series else None
+
     def steps_per_second(self) -> float | None:
         """Generator steps per second of wall time, from the logged loss timestamps."""
         points = self.scalars.get("loss/d", [])
