@@ -111,10 +111,9 @@ def run_jobs(jobs: list[tuple], n_jobs: int, train_job: Callable[[tuple], dict],
 
 
 def resume(jobs: list[tuple], seed_names: list[str], saved_path: str) -> dict[str, dict]:
-    """The runs an earlier check under the same root finished (its results.json), by name, so a
-    check stopped part-way (e.g. at the end of a session) goes on where it stopped. Earlier runs
-    this invocation does not ask for are kept too (failed ones are trained again): appended to ``jobs`` (and ``seed_names``) so the
-    table and the FID median still cover them."""
+    """The scored runs of an earlier check under the same root (its results.json), by name, so a
+    check stopped part-way goes on where it stopped. Earlier runs this invocation does not ask
+    for are appended to ``jobs`` (and ``seed_names``) so the table and the FID median cover them."""
     with open(saved_path) as f:
         # a run that failed or was never scored is trained again
         previous = {r["name"]: r for r in json.load(f)["runs"] if "quality" in r}

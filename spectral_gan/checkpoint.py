@@ -28,10 +28,15 @@ def read_checkpoint(path: str) -> dict[str, Any]:
     return ckpt
 
 
-def checkpoint_gen_step(path: str) -> int:
-    """The generator step a checkpoint was saved at (without building any network)."""
-    ckpt = read_checkpoint(path)
+def saved_gen_step(ckpt: dict[str, Any]) -> int:
+    """The generator step a loaded checkpoint was saved at: Lightning counts optimizer steps of
+    both networks in ``global_step``, n_dis D steps per G step (``schedule.gen_steps``)."""
     return gen_steps(ckpt.get("global_step", 0), ckpt["spectral_gan_config"].get("n_dis", 1))
+
+
+def checkpoint_gen_step(path: str) -> int:
+    """The generator step a checkpoint file was saved at (without building any network)."""
+    return saved_gen_step(read_checkpoint(path))
 
 
 WEIGHTS = ("auto", "ema", "raw")
@@ -78,7 +83,6 @@ def load_generator(path: str, weights: str = "auto", trust: bool = False
     except RuntimeError as err:
         raise ConfigError(f"{path}: generator weights do not fit the generator its config "
                           f"describes ({str(err).splitlines()[0]})") from None
-    gen_step = gen_steps(ckpt.get("global_step", 0), config.n_dis)
-    info = {"checkpoint": os.path.abspath(path), "gen_step": gen_step,
+    info = {"checkpoint": os.path.abspath(path), "gen_step": saved_gen_step(ckpt),
             "generator_weights": "ema" if prefix.startswith("G_ema") else "generator"}
     return generator.eval(), datamodule, info
