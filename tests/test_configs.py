@@ -150,6 +150,10 @@ def test_sn_settings_study_sweeps_settings_norms_and_seeds(cfg_factory):
     assert set(params.norm.split(",")) == {"none", "sn", "bsn", "msn", "osn", "gp", "bn"}
     assert cfg.threads == 1 and cfg.hydra.launcher.n_jobs == 2
     assert cfg.optimizer.d.lr == 2e-4 and cfg.n_dis == 1  # no sn_setting: setting C
+    # the size the published table was measured at: MLPs, 2,000 generator steps, no EMA
+    assert cfg.generator._target_.endswith("MLPGenerator") and cfg.generator.hidden == 256
+    assert cfg.discriminator._target_.endswith("MLPDiscriminator") and cfg.steps == 2000
+    assert cfg.ema.decay == 0
 
 
 def test_threads_must_be_a_positive_integer(cfg_factory):
