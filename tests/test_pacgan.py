@@ -165,18 +165,25 @@ def test_ring_stable_is_pacgan_ring_with_a_weak_gradient_penalty_and_an_ema(cfg_
     assert cfg_factory("experiment=ring_stable", "norm=osn", "norm.threshold=2").norm.threshold == 2
 
 
-def test_grid_stable_is_pacgan_grid_with_sn_ttur_and_an_ema(cfg_factory):
+def test_grid_stable_is_pacgan_grid_with_a_weak_gradient_penalty_ttur_and_an_ema(cfg_factory):
     cfg = cfg_factory("experiment=grid_stable", fast=False)
     base = cfg_factory("experiment=pacgan_grid", fast=False)
-    assert cfg.norm.weight == "sn" and cfg.norm.penalty == "none" and cfg.norm.scale == 1.0
+    assert cfg.norm.penalty == "wgan_gp" and cfg.norm.penalty_weight == 0.1
+    assert cfg.norm.weight == "none" and cfg.norm.feature == "none"
+    # the same normalization as the ring's pick
+    assert cfg.norm == cfg_factory("experiment=ring_stable", fast=False).norm
     assert cfg.ema.decay == 0.999 and cfg.ema.start == 1000 and cfg.steps == 16000
     # TTUR: only D's learning rate moves (4x PacGAN's); G's and both betas stay PacGAN's
     assert cfg.optimizer.d.lr == 4e-4 and cfg.optimizer.g == base.optimizer.g
     assert cfg.optimizer.d.betas == base.optimizer.d.betas
     for key in ("data", "generator", "discriminator", "loss", "batch_size", "n_dis"):
         assert cfg[key] == base[key], key  # PacGAN's setting otherwise, unpacked
-    # the comparison in docs/results.md
-    assert cfg_factory("experiment=grid_stable", "norm=none").norm.weight == "none"
+    # the comparisons in docs/results.md: the same preset with another norm, among them the
+    # previous pick (SN), which must be plain SN, not SN plus the leftover penalty
+    none = cfg_factory("experiment=grid_stable", "norm=none").norm
+    assert none.penalty == "none" and none.weight == "none"
+    sn = cfg_factory("experiment=grid_stable", "norm=sn").norm
+    assert sn.weight == "sn" and sn.penalty == "none" and sn.scale == 1.0
     assert cfg_factory("experiment=grid_stable", "norm=osn", "norm.threshold=2").norm.threshold == 2
 
 
