@@ -59,6 +59,7 @@ def test_every_norm_and_loss_composes(cfg_factory, setting):
     ("none", ("none", "none", "none")), ("sn", ("sn", "none", "none")),
     ("bsn", ("bsn", "none", "none")), ("msn", ("msn", "none", "none")),
     ("osn", ("osn", "none", "none")), ("gp", ("none", "none", "wgan_gp")),
+    ("gp_weak", ("none", "none", "wgan_gp")),
     ("bn", ("none", "batch", "none"))])
 def test_presets_set_the_facets(cfg_factory, norm, facets):
     cfg = cfg_factory(f"norm={norm}")

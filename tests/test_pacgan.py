@@ -163,6 +163,9 @@ def test_ring_stable_is_pacgan_ring_with_a_weak_gradient_penalty_and_an_ema(cfg_
     none = cfg_factory("experiment=ring_stable", "norm=none").norm
     assert none.penalty == "none" and none.weight == "none"
     assert cfg_factory("experiment=ring_stable", "norm=osn", "norm.threshold=2").norm.threshold == 2
+    # the weak penalty is a norm preset of its own, so norm=gp is the penalty at its usual weight
+    assert cfg.norm == cfg_factory("norm=gp_weak", fast=False).norm
+    assert cfg_factory("experiment=ring_stable", "norm=gp").norm.penalty_weight == 10
 
 
 def test_grid_stable_is_pacgan_grid_with_a_weak_gradient_penalty_ttur_and_an_ema(cfg_factory):
@@ -185,6 +188,7 @@ def test_grid_stable_is_pacgan_grid_with_a_weak_gradient_penalty_ttur_and_an_ema
     sn = cfg_factory("experiment=grid_stable", "norm=sn").norm
     assert sn.weight == "sn" and sn.penalty == "none" and sn.scale == 1.0
     assert cfg_factory("experiment=grid_stable", "norm=osn", "norm.threshold=2").norm.threshold == 2
+    assert cfg_factory("experiment=grid_stable", "norm=gp").norm.penalty_weight == 10
 
 
 # -- the mode metrics, as PacGAN defines them ------------------------------------------------
