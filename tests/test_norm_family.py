@@ -160,7 +160,7 @@ def test_second_dim_power_iteration_matches_the_transposed_matrix():
 def test_msn_does_not_center_the_logit_layer():
     d = MLPDiscriminator((2,), norm=NormHook("msn"))
     assert isinstance(d.net[-1].center, nn.Identity)
-    assert isinstance(d.net[0].center, MeanCenter)
+    assert isinstance(d.net[2].center, MeanCenter)  # fc1: a hidden layer after the input layer
 
 
 @pytest.mark.parametrize("norm", ["bsn", "osn", "msn"])

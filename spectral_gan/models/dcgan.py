@@ -25,6 +25,10 @@ from spectral_gan.models.conditional import (batch_norm_2d, check_labels, discri
 from spectral_gan.norms import IDENTITY, NormHook
 
 SIZES = (32, 48, 64)
+# MSN's centring sites (norm.center=auto): after conv3, conv5 and conv6, the convolutions that end
+# the second and third resolution stage and the last one, as the MSN authors' discriminator
+# (AntixK/mean-spectral-norm, MSNGAN/model.py, _MSNnetD) places them; never the input layer.
+MSN_CENTERS = (3, 5, 6)
 
 
 class DCGANGenerator(nn.Module):
@@ -77,7 +81,8 @@ class DCGANDiscriminator(nn.Module):
         layers: list[nn.Module] = []
         c = channels
         for i, (out, k, s) in enumerate(spec):
-            layers.append(norm.wrap(initialize(nn.Conv2d(c, out, k, s, (k - 1) // 2), init), f"conv{i}"))
+            conv = initialize(nn.Conv2d(c, out, k, s, (k - 1) // 2), init)
+            layers.append(norm.wrap(conv, f"conv{i}", center=i in MSN_CENTERS))
             if i > 0:  # feature norm after hidden convs, not the first (DCGAN, SN paper's BN)
                 layers.append(norm.feature_norm(out, dims=2))
             layers.append(make_activation(activation, negative_slope))

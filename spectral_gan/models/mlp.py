@@ -98,7 +98,9 @@ class MLPDiscriminator(nn.Module):
         layers: list[nn.Module] = []
         d = pack * math.prod(int(s) for s in shape)
         for i in range(depth):
-            layers.append(norm.wrap(initialize(nn.Linear(d, width), init), f"fc{i}"))
+            # MSN (norm.center=auto) centres every hidden layer but the input layer fc0, whose
+            # centring would hide a shift of the whole batch from D (the authors never centre it).
+            layers.append(norm.wrap(initialize(nn.Linear(d, width), init), f"fc{i}", center=i > 0))
             if i > 0:
                 layers.append(norm.feature_norm(width, dims=1))
             layers.append(Maxout(maxout_pieces) if maxout else make_activation(activation, negative_slope))

@@ -94,14 +94,20 @@ class DBlock(nn.Module):
         super().__init__()
         self.act = act
         self.down, self.optimized = down, optimized
-        self.conv1 = norm.wrap(initialize(nn.Conv2d(cin, cout, 3, 1, 1), init), f"{name}.conv1")
-        self.conv2 = norm.wrap(initialize(nn.Conv2d(cout, cout, 3, 1, 1), init), f"{name}.conv2")
+        self.conv1 = norm.wrap(initialize(nn.Conv2d(cin, cout, 3, 1, 1), init), f"{name}.conv1",
+                               center=False)
+        # MSN (norm.center=auto) centres the conv that ends each residual branch after the first
+        # block, as the authors' CNN centres the conv that ends each later stage; never block0,
+        # which reads the input (centring it would hide a shift of the whole batch from D).
+        self.conv2 = norm.wrap(initialize(nn.Conv2d(cout, cout, 3, 1, 1), init), f"{name}.conv2",
+                               center=not optimized)
         # Feature norm sits before each activation, except in the first block (as for the CNN).
         self.norm1 = nn.Identity() if optimized else norm.feature_norm(cin, dims=2)
         self.norm2 = nn.Identity() if optimized else norm.feature_norm(cout, dims=2)
         self.learnable_sc = cin != cout or down
         if self.learnable_sc:
-            self.shortcut = norm.wrap(initialize(nn.Conv2d(cin, cout, 1), init), f"{name}.shortcut")
+            self.shortcut = norm.wrap(initialize(nn.Conv2d(cin, cout, 1), init), f"{name}.shortcut",
+                                      center=False)
 
     def _residual(self, x: torch.Tensor) -> torch.Tensor:
         h = x if self.optimized else self.act(self.norm1(x))

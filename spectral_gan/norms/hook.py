@@ -68,6 +68,7 @@ class NormHook:
         self.layers = _patterns(layers)
         self.options, self.feature_options = route_options(self._weight, self._feature, options)
         self.wrapped: dict[str, nn.Module] = {}
+        self.built: list[str] = []  # every layer passed to wrap, in order (selected or not)
         self.shared: dict[str, Any] = {}  # what the layers built here share (registry.takes_shared)
         if self.penalty != "none" and self.batch_mixing:
             mixer = (f"norm.feature={feature} mixes the samples of a batch"
@@ -91,20 +92,32 @@ class NormHook:
                 return False
         return True
 
-    def wrap(self, layer: nn.Module, name: str | None = None, output: bool = False) -> nn.Module:
+    def wrap(self, layer: nn.Module, name: str | None = None, output: bool = False,
+             center: bool | None = None) -> nn.Module:
         """Return ``layer`` with the weight normalization applied (possibly a new module).
 
         ``layer``: a Linear, convolution or Embedding (a projection discriminator's class
         embedding, whose weight is normalized as a num_classes x dim matrix).
         ``output`` marks the discriminator's logit layer (MSN does not center it), to which a
         projection discriminator's class embedding belongs.
+        ``center``: the architecture's own placement of batch centering (MSN's ``norm.center=auto``):
+        True where the model's rule centres this layer's output, False where it does not, None
+        when the model states no rule (then every hidden layer but the first one this hook
+        builds is a centring site). The input layer is never one: centring it would make D blind
+        to a shift of the whole batch. Each built-in model states its rule in its docstring.
         """
         name = name or f"layer{len(self.wrapped)}"
         layer.norm_name = name  # read by spectral_gan.norms.monitor
         layer.norm_output = output  # the logit layer: no hidden pre-activation (monitor's drift)
+        first = not self.built
+        self.built.append(name)
         if not self.selects(name):
             return layer
         flag: dict[str, Any] = {"output_layer": output} if self._weight.takes_output_layer else {}
+        if self._weight.takes("center_site"):
+            flag["center_site"] = (not output) and (not first if center is None else bool(center))
+        if self._weight.takes("layer_name"):
+            flag["layer_name"] = name
         if self._weight.takes_shared:
             flag["shared"] = self.shared
         out = self._weight(layer, **self.options, **flag)

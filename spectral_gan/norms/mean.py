@@ -7,6 +7,11 @@ running mean in eval mode and no division by the variance. The paper also learns
 scale gamma; it is behind ``learn_scale`` (off by default) because gamma can undo the Lipschitz
 bound that SN provides. Centering mixes the samples of a batch, like BatchNorm.
 
+Placement: SN goes on every layer; centering only where the authors' discriminator has it
+(``norm.center=auto``, see :func:`centers`), never after the input layer. Centring the input
+layer's output removes any shift that the whole batch shares, and since real and fake batches
+pass D separately, D could not see a fake batch's offset at all.
+
 Speed: after a Conv or Linear layer the centering is folded into the layer's bias. By linearity,
 the batch mean of ``conv(x)`` is ``conv(mean_b x)`` (one input pass and a one-sample product), so
 ``y = conv(x, W) + (beta - mean)`` costs no pass over the output, forward or backward, where a
@@ -15,9 +20,14 @@ the same function, gradients included.
 """
 from __future__ import annotations
 
+import fnmatch
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from spectral_gan.errors import ConfigError
 
 from spectral_gan.norms.registry import register_feature_norm, register_weight_norm
 from spectral_gan.norms.spectral import spectral_norm
@@ -139,20 +149,56 @@ class MeanSpectralNorm(nn.Module):
         return self._apply_layer(x, weight, shift.to(x.dtype))
 
 
+CENTER_RULES = ("auto", "hidden")
+
+
+def centers(center: str | Sequence[str], center_site: bool, layer_name: str | None,
+            output_layer: bool) -> bool:
+    """Whether MSN centres this layer's output, by ``norm.center``:
+
+    - ``auto`` (default): where the architecture's rule puts it (``center_site``, from the model
+      through ``NormHook.wrap``), as the authors place it: their GAN discriminator
+      (AntixK/mean-spectral-norm, ``MSNGAN/model.py``, ``_MSNnetD``) centres after 3 of its 7
+      convolutions, the ones that end the second and third resolution stage and the last, never
+      the input layer;
+    - ``hidden``: after every hidden layer (the input layer included; an ablation: D is then
+      blind to a shift of the whole batch);
+    - a list of layer-name patterns (fnmatch, e.g. ``[conv3, conv5, conv6]``).
+    Never the logit layer: a centred logit has batch mean zero for real and fake batches alike.
+    """
+    if output_layer:
+        return False
+    if isinstance(center, str) and center in CENTER_RULES:
+        return center_site if center == "auto" else True
+    if isinstance(center, str):
+        if any(ch in center for ch in "*?["):
+            center = [center]
+        else:
+            raise ConfigError(f"norm.center={center!r} is not a rule or a pattern; use "
+                              f"{' | '.join(CENTER_RULES)} or a list of layer-name patterns such "
+                              f"as [conv3, conv5, conv6]")
+    patterns = [str(p) for p in center]
+    return layer_name is not None and any(fnmatch.fnmatchcase(layer_name, p) for p in patterns)
+
+
 # Centering needs batch statistics: batch-mixing, and kept out of the generator (g_norm).
 @register_weight_norm("msn", mixes_batch=True,
-                      options=("learn_scale", "momentum", "n_power_iterations", "eps"))
+                      options=("learn_scale", "momentum", "n_power_iterations", "eps", "center"))
 def mean_spectral_norm(module: nn.Module, learn_scale: bool = False, momentum: float = 0.1,
                        n_power_iterations: int = 1, eps: float = 1e-12,
-                       output_layer: bool = False) -> nn.Module:
-    """Return ``module`` with SN, followed by mean-only batch centering of its output.
+                       center: str | Sequence[str] = "auto", output_layer: bool = False,
+                       center_site: bool = True, layer_name: str | None = None) -> nn.Module:
+    """Return ``module`` with SN, followed by mean-only batch centering of its output where
+    :func:`centers` says so (elsewhere SN alone, as the authors' other layers).
 
     ``output_layer=True`` (the discriminator's logit layer) skips the centering: a centered logit
-    would have batch mean zero for real and fake batches alike.
+    would have batch mean zero for real and fake batches alike. ``center_site`` and
+    ``layer_name`` come from ``NormHook.wrap``; called directly on one layer, it is centred.
     """
     layer = spectral_norm(module, n_power_iterations=n_power_iterations, eps=eps)
-    center = None if output_layer else MeanCenter(out_features(module), learn_scale, momentum)
-    return MeanSpectralNorm(layer, center)
+    on = centers(center, center_site, layer_name, output_layer)
+    return MeanSpectralNorm(layer, MeanCenter(out_features(module), learn_scale, momentum)
+                            if on else None)
 
 
 @register_feature_norm("mean", mixes_batch=True)

@@ -80,6 +80,11 @@ class NormSpec:
         built.norm_spec = self  # a plain attribute: read by properties.mixes_batch
         return built
 
+    def takes(self, parameter: str) -> bool:
+        """Whether ``fn`` takes the keyword ``parameter`` (facts the hook passes per layer:
+        ``output_layer``, ``center_site``, ``layer_name``, ``shared``)."""
+        return parameter in inspect.signature(self.fn).parameters
+
     @property
     def takes_output_layer(self) -> bool:
         """Whether ``fn`` wants to know that a layer is D's logit layer (MSN skips centering it)."""

@@ -1,0 +1,121 @@
+"""MSN centres where its authors' discriminator does, never the input layer (issue 31).
+
+The authors' GAN discriminator (AntixK/mean-spectral-norm, ``MSNGAN/model.py``, ``_MSNnetD``)
+puts SN on all 7 convolutions and the dense layer and centres only after convolutions 4, 6 and 7
+(1-based). Centring the input layer hides any shift the whole batch shares from D, and real and
+fake batches pass D separately, so D could not see a fake batch's offset.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spectral_gan.errors import ConfigError
+from spectral_gan.models import DCGANDiscriminator, MLPDiscriminator
+from spectral_gan.models.resnet import ResNetDiscriminator
+from spectral_gan.norms import MeanCenter, MeanSpectralNorm, NormHook, power_iteration_paused
+
+
+def centred(model: nn.Module) -> set[str]:
+    return {m.layer.norm_name for m in model.modules()
+            if isinstance(m, MeanSpectralNorm) and isinstance(m.center, MeanCenter)}
+
+
+def wrapped(model: nn.Module) -> set[str]:
+    return {m.layer.norm_name for m in model.modules() if isinstance(m, MeanSpectralNorm)}
+
+
+BUILDERS = {
+    "dcgan": (lambda norm: DCGANDiscriminator((1, 32, 32), ch=4, norm=norm), (1, 32, 32)),
+    "mlp": (lambda norm: MLPDiscriminator((2,), hidden=16, norm=norm), (2,)),
+    "maxout": (lambda norm: MLPDiscriminator((2,), hidden=8, activation="maxout", norm=norm), (2,)),
+    "resnet": (lambda norm: ResNetDiscriminator((1, 32, 32), ch=4, norm=norm), (1, 32, 32)),
+}
+SITES = {
+    "dcgan": {"conv3", "conv5", "conv6"},  # the authors' _MSNnetD exactly
+    "mlp": {"fc1", "fc2"},
+    "maxout": {"fc1", "fc2"},
+    "resnet": {"block1.conv2", "block2.conv2", "block3.conv2"},
+}
+
+
+@pytest.mark.parametrize("arch", sorted(BUILDERS))
+def test_default_placement_is_the_architectures_rule_never_the_input_layer(arch):
+    build, _ = BUILDERS[arch]
+    d = build(NormHook("msn"))
+    assert centred(d) == SITES[arch]
+    first = "conv0" if arch == "dcgan" else "block0.conv1" if arch == "resnet" else "fc0"
+    assert first in wrapped(d) and first not in centred(d)  # SN on it, no centring
+    # every weight layer still carries SN, centred or not
+    assert all(hasattr(m.layer, "parametrizations") for m in d.modules()
+               if isinstance(m, MeanSpectralNorm))
+
+
+def test_center_option_chooses_the_sites():
+    every = MLPDiscriminator((2,), hidden=8, norm=NormHook("msn", center="hidden"))
+    assert centred(every) == {"fc0", "fc1", "fc2"}  # never the logit layer "out"
+    picked = DCGANDiscriminator((1, 32, 32), ch=2, norm=NormHook("msn", center=["conv1", "conv[56]"]))
+    assert centred(picked) == {"conv1", "conv5", "conv6"}
+    only = DCGANDiscriminator((1, 32, 32), ch=2, norm=NormHook("msn", apply_to=["conv3", "dense"]))
+    assert wrapped(only) == {"conv3", "dense"} and centred(only) == {"conv3"}
+    with pytest.raises(ConfigError, match="auto | hidden"):
+        NormHook("msn", center="everywhere").wrap(nn.Linear(2, 2), "fc0")
+
+
+def test_a_model_without_a_rule_centres_every_hidden_layer_but_the_first():
+    hook = NormHook("msn")
+    layers = [hook.wrap(nn.Linear(2, 4), "a"), hook.wrap(nn.Linear(4, 4), "b"),
+              hook.wrap(nn.Linear(4, 1), "c", output=True)]
+    assert [isinstance(m.center, MeanCenter) for m in layers] == [False, True, False]
+
+
+def batch_shift_response(d: nn.Module, x: torch.Tensor) -> float:
+    d.train()
+    with torch.no_grad(), power_iteration_paused(d):
+        return float((d(x + 0.5) - d(x)).abs().max())
+
+
+@pytest.mark.parametrize("arch", sorted(BUILDERS))
+def test_discriminator_in_training_mode_sees_a_shift_of_the_whole_batch(arch):
+    build, shape = BUILDERS[arch]
+    x = torch.randn(32, *shape, generator=torch.Generator().manual_seed(0))
+    response = {}
+    for key, norm in [("sn", NormHook("sn")), ("msn", NormHook("msn")),
+                      ("hidden", NormHook("msn", center="hidden"))]:
+        torch.manual_seed(1)
+        response[key] = batch_shift_response(build(norm), x)
+    # Centring the input layer (the old placement) shrinks the response; the authors'
+    # placement keeps it near plain SN's.
+    assert response["msn"] > 2 * response["hidden"], response
+    assert response["msn"] > 0.3 * response["sn"], response
+
+
+def test_dcgan_msn_forward_matches_a_reference_written_from_the_paper():
+    """y_l = conv(h, W_l / sigma(W_l)) (+ b), then at conv3/5/6 y - mean_batch,positions(y) + beta;
+    leaky ReLU 0.1; dense W / sigma(W) on the flattened features (Subramanian & Chong 2019, eq. 5-6,
+    placed as in ``_MSNnetD``)."""
+    torch.manual_seed(0)
+    d = DCGANDiscriminator((1, 32, 32), ch=4, norm=NormHook("msn")).train()
+    with torch.no_grad():
+        for m in d.modules():
+            if isinstance(m, MeanCenter):
+                m.bias.normal_()
+    x = torch.randn(8, 1, 32, 32)
+    with power_iteration_paused(d):
+        got = d(x)
+        h = x
+        for i, m in enumerate(m for m in d.features if isinstance(m, MeanSpectralNorm)):
+            conv = m.layer
+            w = conv.weight.detach()  # the SN-normalized weight (SN is checked against SVD elsewhere)
+            sig = torch.linalg.matrix_norm(conv.parametrizations.weight.original.detach().flatten(1), 2)
+            torch.testing.assert_close(w, conv.parametrizations.weight.original.detach() / sig,
+                                       rtol=5e-2, atol=1e-3)
+            y = F.conv2d(h, w, conv.bias.detach(), conv.stride, conv.padding)
+            if i in (3, 5, 6):
+                y = y - y.mean(dim=(0, 2, 3), keepdim=True) + m.center.bias.detach().view(1, -1, 1, 1)
+            h = F.leaky_relu(y, 0.1)
+        head = d.head.layer
+        want = F.linear(h.flatten(1), head.weight.detach(), head.bias.detach()).squeeze(1)
+    torch.testing.assert_close(got.detach().view(-1), want.view(-1), rtol=1e-4, atol=1e-5)
