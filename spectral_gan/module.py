@@ -37,7 +37,7 @@ from spectral_gan.models.conditional import bind_labels
 from spectral_gan.models.pack import packed_count, penalty_inputs
 from spectral_gan.metrics.registry import is_improvement, worst_value
 from spectral_gan.norms import per_update_signals, power_iteration_paused, run_per_update
-from spectral_gan.norms.lipschitz import LayerConstants, lipschitz_report
+from spectral_gan.norms.lipschitz import LayerConstants, lipschitz_report, sample_count
 from spectral_gan.norms.monitor import (activation_drift, condition_numbers, layer_grad_norms,
                                         spectral_report)
 from spectral_gan.norms.spectral import learned_scales
@@ -425,7 +425,8 @@ class GAN(pl.LightningModule):
             if y_real is not None:
                 # lipschitz_report evaluates D on its first n real, n fake and n interpolated
                 # samples, in that order: each at its own label (interpolates at the real one).
-                n = min(self.settings.monitor.lipschitz_samples, len(real), len(fake))
+                n = sample_count(self.D, self.settings.monitor.lipschitz_samples,
+                                 min(len(real), len(fake)))
                 model = bind_labels(self.D, torch.cat([y_real[:n], y_fake[:n], y_real[:n]]))
             values.update(lipschitz_report(model, real, fake, self._constants,
                                            self.settings.monitor.lipschitz_samples))

@@ -15,8 +15,11 @@ from spectral_gan.metrics.toy import mode_metrics
 from spectral_gan.models import MLPDiscriminator, MLPGenerator
 from spectral_gan.models.common import Maxout
 from spectral_gan.models.pack import pack_of, pack_samples, packed_count, penalty_inputs
-from spectral_gan.norms import NormHook
+from spectral_gan.norms import NormHook, power_iteration_paused
+from spectral_gan.norms.lipschitz import (LayerConstants, input_gradient_norms, lipschitz_report,
+                                          sample_count)
 from spectral_gan.training import train
+from tests.test_train import scalars
 
 
 # -- packing -------------------------------------------------------------------------------------
@@ -87,6 +90,37 @@ def test_penalties_see_tuples():
     assert value.item() == pytest.approx(10 * (w.norm().item() - 1) ** 2, rel=1e-5)
     plain = MLPDiscriminator((2,), depth=0)
     assert penalty_inputs(plain, real, fake)[0] is plain
+
+
+def test_lipschitz_report_keeps_each_kind_in_whole_tuples():
+    """Real, fake and interpolated samples go through a packed D as whole tuples of one kind:
+    n rounds to a multiple of the pack, and each kind's gradient norm is the one of its tuples
+    measured alone (a linear D: ||w|| over the tuple, whatever the input)."""
+    torch.manual_seed(0)
+    d = MLPDiscriminator((2,), hidden=8, depth=2, pack=5, norm=NormHook("sn"))
+    real, fake = torch.randn(50, 2), torch.randn(50, 2) + 3.0
+    assert sample_count(d, 16, 50) == 20 and sample_count(d, 3, 50) == 5
+    assert sample_count(d, 16, 12) == 10
+    report = lipschitz_report(d, real, fake, LayerConstants(), samples=16)
+    d.eval()
+    for kind, x in (("real", real[:20]), ("fake", fake[:20])):
+        with power_iteration_paused(d):
+            alone = input_gradient_norms(d, x, pack=5)
+        assert alone.shape == (4,)
+        assert report[f"lipschitz/grad_max_{kind}"].item() == pytest.approx(alone.max().item(), rel=1e-5)
+    assert report["lipschitz/bound_layerwise"] >= report["lipschitz/grad_max"]
+
+
+@pytest.mark.parametrize("pack", [3, 5])
+def test_packing_trains_with_the_lipschitz_diagnostics_on(cfg_factory, tmp_path, pack):
+    cfg = cfg_factory("experiment=pacgan_ring", f"discriminator.pack={pack}", "steps=2",
+                      "batch_size=50" if pack == 5 else "batch_size=30",
+                      "monitor.lipschitz_every=1", "monitor.lipschitz_samples=16")
+    assert train(cfg)["gen_step"] == 2
+    logged = scalars(str(tmp_path))
+    for kind in ("real", "fake", "interp"):
+        assert math.isfinite(logged[f"lipschitz/grad_max_{kind}"][-1][1])
+    assert logged["lipschitz/bound_layerwise"][-1][1] >= logged["lipschitz/grad_max"][-1][1]
 
 
 # -- maxout and PacGAN's networks ------------------------------------------------------------

@@ -182,14 +182,25 @@ def layerwise_bound(model: nn.Module, constants: LayerConstants) -> torch.Tensor
         return torch.as_tensor(compose(constants)).float().cpu()
 
 
-def input_gradient_norms(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``||grad_x D(x_i)||_2`` for each sample of ``x``; D is evaluated as it is (call it in eval
-    mode for per-sample gradients). The parameters' ``.grad`` are left alone."""
+def input_gradient_norms(model: nn.Module, x: torch.Tensor, pack: int = 1) -> torch.Tensor:
+    """``||grad_x D(x_i)||_2`` for each input of D in ``x``; D is evaluated as it is (call it in
+    eval mode for per-sample gradients). ``pack=m`` (a PacGAN discriminator): one norm per tuple
+    of m consecutive samples, D's input, the norm over the whole tuple (as the penalties take it).
+    The parameters' ``.grad`` are left alone."""
     x = x.detach().float().requires_grad_(True)
     with torch.enable_grad():
         out = model(x)
         (grad,) = torch.autograd.grad(out.float().sum(), x)
-    return grad.flatten(1).norm(dim=1)
+    return grad.reshape(x.shape[0] // pack, -1).norm(dim=1)
+
+
+def sample_count(model: nn.Module, samples: int, available: int) -> int:
+    """How many samples of each kind (real, fake, interpolated) the report takes: ``samples``
+    rounded up to a multiple of D's packing degree (``model.pack``, PacGAN), at most the
+    ``available`` ones rounded down, so that no tuple of a packed D mixes two kinds."""
+    pack = int(getattr(model, "pack", 1) or 1)
+    wanted = -(-max(int(samples), 1) // pack) * pack
+    return min(wanted, available // pack * pack)
 
 
 def lipschitz_report(model: nn.Module, real: torch.Tensor, fake: torch.Tensor,
@@ -198,8 +209,11 @@ def lipschitz_report(model: nn.Module, real: torch.Tensor, fake: torch.Tensor,
     ``_interp``) and ``sigma_op/<layer>`` (each convolution's operator norm, effective weight).
 
     Runs D in eval mode with the power iteration paused and restores its mode; the first call
-    records the convolutions' input sizes during its forward."""
-    n = min(samples, len(real), len(fake))
+    records the convolutions' input sizes during its forward. With a packing D (``pack=m``) each
+    kind takes a multiple of m samples (:func:`sample_count`), so every tuple holds one kind, and
+    the gradient norms are per tuple."""
+    pack = int(getattr(model, "pack", 1) or 1)
+    n = sample_count(model, samples, min(len(real), len(fake)))
     real, fake = real[:n].detach(), fake[:n].detach()
     eps = torch.rand((n,) + (1,) * (real.dim() - 1), generator=constants.generator).to(real)
     points = {"real": real, "fake": fake, "interp": eps * real + (1 - eps) * fake}
@@ -208,9 +222,11 @@ def lipschitz_report(model: nn.Module, real: torch.Tensor, fake: torch.Tensor,
     model.eval()
     try:
         with power_iteration_paused(model), constants.recording(model):
-            norms = input_gradient_norms(model, torch.cat(list(points.values())))
+            # one pass in eval mode (no batch statistics): each kind's n samples are whole tuples
+            norms = input_gradient_norms(model, torch.cat(list(points.values())), pack)
+        per_kind = n // pack
         for i, kind in enumerate(points):
-            out[f"lipschitz/grad_max_{kind}"] = norms[i * n:(i + 1) * n].max()
+            out[f"lipschitz/grad_max_{kind}"] = norms[i * per_kind:(i + 1) * per_kind].max()
         out["lipschitz/grad_max"] = norms.max()
         constants.per_layer = {}
         bound = layerwise_bound(model, constants)
