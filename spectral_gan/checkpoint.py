@@ -42,6 +42,21 @@ def checkpoint_gen_step(path: str) -> int:
 WEIGHTS = ("auto", "ema", "raw")
 
 
+def _earlier_defaults(generator_cfg: Any) -> dict[str, Any]:
+    """What a checkpoint written before a model's defaults changed needs to be rebuilt as it was
+    trained: the ResNet generator's last BatchNorm was class-conditional and every BatchNorm had
+    eps 1e-5 until 2026-12 (now the authors' plain last BatchNorm and eps 2e-5); a stored
+    config without those keys predates the change."""
+    if not str(generator_cfg.get("_target_", "")).endswith("ResNetGenerator"):
+        return {}
+    out: dict[str, Any] = {}
+    if "last_bn" not in generator_cfg:
+        out["last_bn"] = "conditional"
+    if "bn_eps" not in generator_cfg:
+        out["bn_eps"] = 1e-5
+    return out
+
+
 def load_generator(path: str, weights: str = "auto", trust: bool = False
                    ) -> tuple[nn.Module, Any, dict[str, Any]]:
     """(generator in eval mode, its data module, facts) from a checkpoint.
@@ -66,7 +81,8 @@ def load_generator(path: str, weights: str = "auto", trust: bool = False
                               f"checkpoint nor its data ({config.data.get('_target_')}) says how "
                               f"many classes it has")
         classes["num_classes"] = int(num_classes)
-    generator = instantiate(config.generator, shape=datamodule.shape, **classes)
+    generator = instantiate(config.generator, shape=datamodule.shape,
+                            **classes, **_earlier_defaults(config.generator))
     if config.get("g_norm", "none") != "none":
         # module: a g_norm defined outside spectral_gan is registered by the norm config's import
         normalize_all(generator, NormHook(weight=config.g_norm,

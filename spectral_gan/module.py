@@ -28,13 +28,14 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
+from torch.optim.lr_scheduler import LambdaLR
 
 from spectral_gan import ema as ema_lib
 from spectral_gan import health
 from spectral_gan.divergence import DivergenceGuard
 from spectral_gan.losses import AdversarialLoss
 from spectral_gan.models.conditional import bind_labels
-from spectral_gan.models.pack import packed_count, penalty_inputs
+from spectral_gan.models.pack import pack_of, packed_count, penalty_inputs
 from spectral_gan.metrics.registry import is_improvement, worst_value
 from spectral_gan.norms import per_update_signals, power_iteration_paused, run_per_update
 from spectral_gan.norms.lipschitz import LayerConstants, lipschitz_report, sample_count
@@ -88,6 +89,7 @@ class GAN(pl.LightningModule):
         self.G, self.D, self.loss = generator, discriminator, loss
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.n_dis, self.batch_size = self.schedule.n_dis, self.schedule.batch_size
+        self.g_batch_size = settings.g_batch_size or self.batch_size
         self.reference_points = reference_points
         self.G_ema = ema_lib.averaged_copy(generator, settings.ema)
         self.num_classes = (getattr(generator, "num_classes", None)
@@ -134,7 +136,25 @@ class GAN(pl.LightningModule):
 
     # -- optimizers and step counts -----------------------------------------------------------
     def configure_optimizers(self):
-        return [self.d_optimizer(self.D.parameters()), self.g_optimizer(self.G.parameters())]
+        d_opt, g_opt = self.d_optimizer(self.D.parameters()), self.g_optimizer(self.G.parameters())
+        if self.settings.lr_decay == "none":
+            return [d_opt, g_opt]
+        # Linear decay to 0 (SNGAN-projection): the scheduler steps once per generator update,
+        # so the k-th update (D's and G's) runs at lr * (1 - (k - start) / (steps - start)).
+        start, total = self.settings.lr_decay_start, max(self.total_steps, 1)
+
+        def factor(done: int) -> float:
+            if done <= start or total <= start:
+                return 1.0
+            return max(0.0, 1.0 - (done - start) / (total - start))
+
+        return [d_opt, g_opt], [LambdaLR(d_opt, factor), LambdaLR(g_opt, factor)]
+
+    def _schedulers(self) -> list:
+        if self.settings.lr_decay == "none":
+            return []
+        found = self.lr_schedulers()
+        return [] if found is None else found if isinstance(found, list) else [found]
 
     @property
     def gen_step(self) -> int:
@@ -164,6 +184,19 @@ class GAN(pl.LightningModule):
 
     def _g(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         return self.G(z) if y is None else self.G(z, y)
+
+    def _generate(self, n: int, y: torch.Tensor | None) -> torch.Tensor:
+        """``n`` training fakes. For a packing D (``discriminator.pack=m``, ``pack_generator=
+        per_slot``) G runs once per slot, as PacGAN's code does (its batch norm then sees n/m
+        samples per call), and the calls are interleaved so each tuple of m consecutive samples
+        takes its i-th sample from the i-th call."""
+        z, m = self._noise(n), pack_of(self.D)
+        if m == 1 or self.settings.pack_generator == "joint" or n % m:
+            return self._g(z, y)
+        parts = [self._g(zi, None if y is None else yi)
+                 for zi, yi in zip(z.view(n // m, m, -1).unbind(1),
+                                   [None] * m if y is None else y.view(n // m, m).unbind(1))]
+        return torch.stack(parts, dim=1).flatten(0, 1)
 
     def _d(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         return self.D(x) if y is None else self.D(x, y)
@@ -195,8 +228,8 @@ class GAN(pl.LightningModule):
         # The generator update: D frozen (no grads, no power iteration), G's own norms (g_norm)
         # evaluated once.
         with self.toggled_optimizer(g_opt), power_iteration_paused(self.D), parametrize.cached():
-            y_gen = self._fake_labels(self.batch_size)
-            d_gen = self._d(self._g(self._noise(self.batch_size), y_gen), y_gen)
+            y_gen = self._fake_labels(self.g_batch_size)
+            d_gen = self._d(self._generate(self.g_batch_size, y_gen), y_gen)
             loss_g = self.loss.g(d_gen)
             g_opt.zero_grad(set_to_none=True)
             if self.guard.allow(loss_g, g_opt, "generator loss", self.gen_step + 1):
@@ -204,6 +237,8 @@ class GAN(pl.LightningModule):
             elif self.diverged:
                 return
             g_opt.step()  # without gradients (a skipped update) it changes nothing but the count
+        for scheduler in self._schedulers():
+            scheduler.step()  # once per generator update (lr_decay)
         if stats is None:  # every discriminator update of this step was skipped
             stats = {"loss_d": torch.tensor(float("nan")), "loss_adv": torch.tensor(float("nan")),
                      "penalty": None, "d_real": torch.tensor([float("nan")]),
@@ -239,7 +274,7 @@ class GAN(pl.LightningModule):
                               y_real: torch.Tensor | None = None) -> dict[str, torch.Tensor] | None:
         y_fake = self._fake_labels(real.shape[0])
         with torch.no_grad(), power_iteration_paused(self.G):
-            fake = self._g(self._noise(real.shape[0]), y_fake)
+            fake = self._generate(real.shape[0], y_fake)
         step = self.gen_step + 1
         with parametrize.cached():  # D's weights (and their power iteration) once per update
             if self._joint:

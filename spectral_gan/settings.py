@@ -23,6 +23,14 @@ from spectral_gan.speed import check_joint_d_pass
 # projection paper's and SNGAN's choice) or ``data`` (the training set's class frequencies, for
 # unbalanced data, where uniform labels would ask G for rare classes as often as common ones).
 FAKE_LABELS = ("uniform", "data")
+# Learning-rate schedules: ``none`` (constant) or ``linear`` (both rates fall linearly to 0 over
+# the run's generator steps from ``lr_decay_start``: chainer's LinearShift in SNGAN-projection,
+# pfnet-research/sngan_projection ``train.py``, with ``iteration_decay_start: 0``).
+LR_DECAYS = ("none", "linear")
+# How a packing discriminator's fake tuples are generated: ``per_slot`` (PacGAN's code,
+# fjxmlzn/PacGAN: G runs once per slot of a tuple, so batch-norm statistics are over B/m samples
+# and the m samples of a tuple come from m different G calls) or ``joint`` (one G call over B).
+PACK_GENERATOR = ("per_slot", "joint")
 
 
 @dataclass(frozen=True)
@@ -96,9 +104,26 @@ class GANSettings:
     seed: int = 0   # the fixed sample noise and the evaluation noise derive from it
     # Class-conditional models: how the labels of generated samples are drawn (FAKE_LABELS).
     fake_labels: str = "uniform"
+    # Samples per generator update (None: batch_size); SNGAN-projection draws 128 against D's 64.
+    g_batch_size: int | None = None
+    lr_decay: str = "none"      # LR_DECAYS
+    lr_decay_start: int = 0     # generator step at which the linear decay starts
+    pack_generator: str = "per_slot"  # PACK_GENERATOR
 
     def __post_init__(self) -> None:
         check_joint_d_pass(self.joint_d_pass)
+        if self.lr_decay not in LR_DECAYS:
+            raise ConfigError(f"lr_decay={self.lr_decay!r}: choose one of {', '.join(LR_DECAYS)} "
+                              f"(linear: both learning rates fall linearly to 0 by the last step)")
+        if isinstance(self.lr_decay_start, bool) or int(self.lr_decay_start) < 0:
+            raise ConfigError(f"lr_decay_start must be a generator step >= 0, got {self.lr_decay_start!r}")
+        if self.g_batch_size is not None and int(self.g_batch_size) < 1:
+            raise ConfigError(f"g_batch_size must be a positive integer (or null: batch_size), "
+                              f"got {self.g_batch_size!r}")
+        if self.pack_generator not in PACK_GENERATOR:
+            raise ConfigError(f"pack_generator={self.pack_generator!r}: choose one of "
+                              f"{', '.join(PACK_GENERATOR)} (per_slot: one generator call per slot "
+                              f"of a packed tuple, as PacGAN's code; joint: one call)")
         if self.fake_labels not in FAKE_LABELS:
             raise ConfigError(f"fake_labels={self.fake_labels!r}: choose one of {', '.join(FAKE_LABELS)} "
                               f"(uniform: every class equally often; data: the training data's class "
@@ -129,4 +154,21 @@ class GANSettings:
             joint_d_pass=node("speed").get("joint_d_pass", "auto"),
             seed=int(cfg.seed),
             fake_labels=str(cfg.get("fake_labels", "uniform")),
+            g_batch_size=_optional_int(cfg.get("g_batch_size"), "g_batch_size"),
+            lr_decay=str(cfg.get("lr_decay", "none") or "none"),
+            lr_decay_start=_int(cfg.get("lr_decay_start", 0) or 0, "lr_decay_start"),
+            pack_generator=str(cfg.get("pack_generator", "per_slot") or "per_slot"),
         )
+
+
+def _int(value: Any, key: str) -> int:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be an integer, got {value!r}") from None
+
+
+def _optional_int(value: Any, key: str) -> int | None:
+    return None if value is None else _int(value, key)

@@ -159,7 +159,11 @@ def test_conditional_generator_starts_as_its_unconditional_twin(G):
     z, y = torch.randn(4, plain.z_dim), _labels(4)
     assert torch.allclose(cond(z, y), plain(z), atol=1e-5)
     bns = [m for m in cond.modules() if isinstance(m, nn.BatchNorm2d)]
-    assert bns and all(not m.affine for m in bns)  # every BN is the inside of a CBN
+    cbn_insides = {id(m.bn) for m in cond.modules() if isinstance(m, ConditionalBatchNorm2d)}
+    plain_bns = [m for m in bns if id(m) not in cbn_insides]
+    assert all(not m.affine for m in bns if id(m) in cbn_insides)
+    # every BN is the inside of a CBN, but the ResNet's last (the authors' plain b5)
+    assert len(plain_bns) == (1 if G is ResNetGenerator else 0)
     with torch.no_grad():
         for m in cond.modules():
             if isinstance(m, ConditionalBatchNorm2d):
@@ -167,12 +171,20 @@ def test_conditional_generator_starts_as_its_unconditional_twin(G):
     assert not torch.allclose(cond(z, torch.zeros_like(y)), cond(z, torch.ones_like(y)))
 
 
-def test_resnet_generator_conditions_both_block_norms_and_the_last():
+def test_resnet_generator_conditions_both_block_norms_and_not_the_last():
+    """As SNGAN-projection's gen_models/resnet_32.py: b1, b2 of each block are categorical
+    conditional BNs, the last one (b5) a plain BatchNormalization; chainer's eps 2e-5."""
     g = ResNetGenerator(IMAGE, ch=4, conditional=True, num_classes=CLASSES)
     assert all(isinstance(b.bn1, ConditionalBatchNorm2d) and isinstance(b.bn2, ConditionalBatchNorm2d)
                for b in g.blocks)
-    assert isinstance(g.out[0], ConditionalBatchNorm2d)
-    assert sum(isinstance(m, ConditionalBatchNorm2d) for m in g.modules()) == 2 * len(g.blocks) + 1
+    assert type(g.out[0]) is nn.BatchNorm2d and g.out[0].affine
+    assert sum(isinstance(m, ConditionalBatchNorm2d) for m in g.modules()) == 2 * len(g.blocks)
+    assert {m.eps for m in g.modules() if isinstance(m, nn.BatchNorm2d)} == {2e-5}
+    earlier = ResNetGenerator(IMAGE, ch=4, conditional=True, num_classes=CLASSES,
+                              last_bn="conditional", bn_eps=1e-5)
+    assert isinstance(earlier.out[0], ConditionalBatchNorm2d)
+    with pytest.raises(ConfigError, match="plain"):
+        ResNetGenerator(IMAGE, ch=4, last_bn="sometimes")
 
 
 @pytest.mark.parametrize("G,D", [(DCGANGenerator, DCGANDiscriminator),

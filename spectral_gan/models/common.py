@@ -1,6 +1,8 @@
 """Shape checks and weight initialization shared by the model families."""
 from __future__ import annotations
 
+import math
+
 from typing import Sequence
 
 import torch
@@ -8,7 +10,7 @@ from torch import nn
 
 from spectral_gan.errors import ConfigError
 
-INITS = ("default", "normal_0.02", "xavier", "lecun", "orthogonal")
+INITS = ("default", "normal_0.02", "xavier", "lecun", "orthogonal", "sngan")
 ACTIVATIONS = ("leaky_relu", "relu", "selu")
 # ``maxout`` (Goodfellow et al. 2013) widens the layer before it (``pieces`` outputs per unit), so
 # only the models that build it themselves offer it (MLPDiscriminator, activation=maxout).
@@ -28,8 +30,12 @@ def image_shape(model: str, shape: Sequence[int], sizes: Sequence[int]) -> tuple
     return shape[0], shape[1]
 
 
-def initialize(layer: nn.Module, scheme: str) -> nn.Module:
+def initialize(layer: nn.Module, scheme: str, residual: bool = False) -> nn.Module:
     """Initialize a Linear/Conv weight in place (before any normalization is applied).
+
+    ``sngan`` is SNGAN-projection's (pfnet-research/sngan_projection, ``gen_models/resblocks.py``,
+    ``dis_models/resblocks.py``): Glorot uniform with gain sqrt(2) on the convolutions of a
+    residual branch (``residual=True``), gain 1 on every other layer; biases 0.
 
     ``normal_0.02`` is the DCGAN initialization that the BSN paper uses with the SN-paper CNN;
     ``xavier`` (Glorot & Bengio 2010, uniform) and ``lecun`` (normal, std 1/sqrt(fan_in), LeCun
@@ -45,6 +51,8 @@ def initialize(layer: nn.Module, scheme: str) -> nn.Module:
         nn.init.normal_(weight, 0.0, 0.02)
     elif scheme == "xavier":
         nn.init.xavier_uniform_(weight)
+    elif scheme == "sngan":
+        nn.init.xavier_uniform_(weight, gain=math.sqrt(2.0) if residual else 1.0)
     elif scheme == "lecun":
         nn.init.kaiming_normal_(weight, nonlinearity="linear")  # std = 1 / sqrt(fan_in)
     elif scheme == "orthogonal":

@@ -118,11 +118,11 @@ def run_layers(layers: Iterable[nn.Module], h: torch.Tensor, y: torch.Tensor | N
     return h
 
 
-def batch_norm_2d(num_features: int, num_classes: int | None) -> nn.Module:
+def batch_norm_2d(num_features: int, num_classes: int | None, eps: float = 1e-5) -> nn.Module:
     """A generator's BatchNorm2d: conditional when ``num_classes`` is given."""
     if num_classes is None:
-        return nn.BatchNorm2d(num_features)
-    return ConditionalBatchNorm2d(num_features, num_classes)
+        return nn.BatchNorm2d(num_features, eps=eps)
+    return ConditionalBatchNorm2d(num_features, num_classes, eps=eps)
 
 
 def batch_norm(bn: nn.Module, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:

@@ -10,10 +10,16 @@ D block: ReLU, conv3x3, ReLU, conv3x3, avgpool; shortcut conv1x1, avgpool. The f
 the "optimized" one (conv, ReLU, conv, pool; shortcut pool, conv1x1). D ends with ReLU, global
 sum pooling and a dense layer.
 
-Class-conditional variants (``spectral_gan.models.conditional``), as SNGAN's conditional ResNets
-(Miyato & Koyama, ICLR 2018): ``conditional=true`` makes bn1/bn2 of every G block and G's final
-BatchNorm conditional batch norms (de Vries et al. 2017); D's ``conditional=projection`` adds
-``<embed(y), h>`` on the pooled features h to the dense layer's logit.
+Class-conditional variants (``spectral_gan.models.conditional``), as SNGAN-projection's code
+(Miyato & Koyama, ICLR 2018; pfnet-research/sngan_projection ``gen_models/resnet_32.py``,
+``dis_models/snresnet_32.py``): ``conditional=true`` makes bn1/bn2 of every G block conditional
+batch norms (de Vries et al. 2017) while G's final BatchNorm stays a plain one (their ``b5``);
+D's ``conditional=projection`` adds ``<embed(y), h>`` on the pooled features h to the dense
+layer's logit.
+
+As the authors' code (defaults): G's batch norms use eps 2e-5 (chainer's default, ``bn_eps``);
+D's dense layer has no bias (their ``l5 = SNLinear(ch, 1, nobias=True)``, ``head_bias``);
+``init=sngan`` gives their Glorot initialization (gain sqrt(2) on residual convolutions).
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spectral_gan.errors import ConfigError
 from spectral_gan.models.common import activation as make_activation
 from spectral_gan.models.common import image_shape, initialize
 from spectral_gan.models.conditional import (batch_norm, batch_norm_2d, check_labels,
@@ -43,11 +50,13 @@ D_SCHEDULE = {32: (128, [1, 1, 1, 1], [True, True, False, False]),
 class GBlock(nn.Module):
     """``num_classes``: bn1 and bn2 are conditional batch norms over that many classes."""
 
-    def __init__(self, cin: int, cout: int, init: str, num_classes: int | None = None) -> None:
+    def __init__(self, cin: int, cout: int, init: str, num_classes: int | None = None,
+                 bn_eps: float = 2e-5) -> None:
         super().__init__()
-        self.bn1, self.bn2 = batch_norm_2d(cin, num_classes), batch_norm_2d(cout, num_classes)
-        self.conv1 = initialize(nn.Conv2d(cin, cout, 3, 1, 1), init)
-        self.conv2 = initialize(nn.Conv2d(cout, cout, 3, 1, 1), init)
+        self.bn1 = batch_norm_2d(cin, num_classes, bn_eps)
+        self.bn2 = batch_norm_2d(cout, num_classes, bn_eps)
+        self.conv1 = initialize(nn.Conv2d(cin, cout, 3, 1, 1), init, residual=True)
+        self.conv2 = initialize(nn.Conv2d(cout, cout, 3, 1, 1), init, residual=True)
         self.shortcut = initialize(nn.Conv2d(cin, cout, 1), init)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -62,7 +71,11 @@ class ResNetGenerator(nn.Module):
 
     def __init__(self, shape: Sequence[int], z_dim: int = 128, ch: int | None = None,
                  init: str = "default", conditional: bool = False,
-                 num_classes: int | None = None) -> None:
+                 num_classes: int | None = None, bn_eps: float = 2e-5,
+                 last_bn: str = "plain") -> None:
+        """``last_bn``: the BatchNorm before the output conv, ``plain`` (the authors': one
+        BatchNorm for every class) or ``conditional`` (per class, as before 2026-12: what
+        checkpoints of earlier conditional runs hold). ``bn_eps``: every BatchNorm's eps."""
         super().__init__()
         channels, size = image_shape("resnet", shape, SIZES)
         self.num_classes = generator_classes(conditional, num_classes)
@@ -73,9 +86,13 @@ class ResNetGenerator(nn.Module):
         self.z_dim = z_dim
         self.top = widths[0]
         self.dense = initialize(nn.Linear(z_dim, self.bottom * self.bottom * self.top), init)
-        self.blocks = nn.Sequential(*(GBlock(a, b, init, self.num_classes)
+        if last_bn not in ("plain", "conditional"):
+            raise ConfigError(f"generator.last_bn={last_bn!r}: choose plain (the authors') or "
+                              f"conditional")
+        self.blocks = nn.Sequential(*(GBlock(a, b, init, self.num_classes, bn_eps)
                                       for a, b in zip(widths[:-1], widths[1:])))
-        self.out = nn.Sequential(batch_norm_2d(widths[-1], self.num_classes), nn.ReLU(),
+        last_classes = self.num_classes if last_bn == "conditional" else None
+        self.out = nn.Sequential(batch_norm_2d(widths[-1], last_classes, bn_eps), nn.ReLU(),
                                  initialize(nn.Conv2d(widths[-1], channels, 3, 1, 1), init), nn.Tanh())
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -94,13 +111,13 @@ class DBlock(nn.Module):
         super().__init__()
         self.act = act
         self.down, self.optimized = down, optimized
-        self.conv1 = norm.wrap(initialize(nn.Conv2d(cin, cout, 3, 1, 1), init), f"{name}.conv1",
-                               center=False)
+        self.conv1 = norm.wrap(initialize(nn.Conv2d(cin, cout, 3, 1, 1), init, residual=True),
+                               f"{name}.conv1", center=False)
         # MSN (norm.center=auto) centres the conv that ends each residual branch after the first
         # block, as the authors' CNN centres the conv that ends each later stage; never block0,
         # which reads the input (centring it would hide a shift of the whole batch from D).
-        self.conv2 = norm.wrap(initialize(nn.Conv2d(cout, cout, 3, 1, 1), init), f"{name}.conv2",
-                               center=not optimized)
+        self.conv2 = norm.wrap(initialize(nn.Conv2d(cout, cout, 3, 1, 1), init, residual=True),
+                               f"{name}.conv2", center=not optimized)
         # Feature norm sits before each activation, except in the first block (as for the CNN).
         self.norm1 = nn.Identity() if optimized else norm.feature_norm(cin, dims=2)
         self.norm2 = nn.Identity() if optimized else norm.feature_norm(cout, dims=2)
@@ -142,7 +159,8 @@ class ResNetDiscriminator(nn.Module):
 
     def __init__(self, shape: Sequence[int], ch: int | None = None, norm: NormHook = IDENTITY,
                  init: str = "default", activation: str = "relu", negative_slope: float = 0.1,
-                 conditional: str = "none", num_classes: int | None = None) -> None:
+                 conditional: str = "none", num_classes: int | None = None,
+                 head_bias: bool = False) -> None:
         super().__init__()
         channels, size = image_shape("resnet", shape, SIZES)
         self.num_classes = discriminator_classes(conditional, num_classes)
@@ -155,7 +173,8 @@ class ResNetDiscriminator(nn.Module):
             blocks.append(DBlock(cin, m * ch, down, i == 0, norm, init, f"block{i}", self.act))
             cin = m * ch
         self.blocks = nn.Sequential(*blocks)
-        self.head = norm.wrap(initialize(nn.Linear(cin, 1), init), "dense", output=True)
+        self.head = norm.wrap(initialize(nn.Linear(cin, 1, bias=bool(head_bias)), init), "dense",
+                              output=True)
         self.projection = projection_head(conditional, self.num_classes, cin, norm, init)
         self.final_positions = (size // 2 ** sum(downs)) ** 2  # summed by the global pooling
 
