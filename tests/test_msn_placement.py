@@ -119,3 +119,14 @@ def test_dcgan_msn_forward_matches_a_reference_written_from_the_paper():
         head = d.head.layer
         want = F.linear(h.flatten(1), head.weight.detach(), head.bias.detach()).squeeze(1)
     torch.testing.assert_close(got.detach().view(-1), want.view(-1), rtol=1e-4, atol=1e-5)
+
+
+def test_feature_mean_centres_after_every_hidden_layer_but_the_first():
+    """norm.feature=mean: MSN's centring alone, where the models place a feature norm (after each
+    hidden layer but the input layer), so D still sees a batch shift."""
+    d = DCGANDiscriminator((1, 32, 32), ch=2, norm=NormHook("sn", feature="mean"))
+    centres = [i for i, m in enumerate(d.features) if isinstance(m, MeanCenter)]
+    convs = [i for i, m in enumerate(d.features) if hasattr(m, "norm_name")]
+    assert len(centres) == 6 and centres[0] > convs[1] and all(c - 1 in convs for c in centres)
+    x = torch.randn(16, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert batch_shift_response(d, x) > 1e-5
