@@ -92,10 +92,11 @@ def test_discriminator_in_training_mode_sees_a_shift_of_the_whole_batch(arch):
     assert response["msn"] > 0.3 * response["sn"], response
 
 
-def test_dcgan_msn_forward_matches_a_reference_written_from_the_paper():
+def test_dcgan_msn_forward_and_backward_match_a_reference_written_from_the_paper():
     """y_l = conv(h, W_l / sigma(W_l)) (+ b), then at conv3/5/6 y - mean_batch,positions(y) + beta;
     leaky ReLU 0.1; dense W / sigma(W) on the flattened features (Subramanian & Chong 2019, eq. 5-6,
-    placed as in ``_MSNnetD``)."""
+    placed as in ``_MSNnetD``). Forward and the gradient with respect to the input batch (the
+    centring's backward couples the samples) agree."""
     torch.manual_seed(0)
     d = DCGANDiscriminator((1, 32, 32), ch=4, norm=NormHook("msn")).train()
     with torch.no_grad():
@@ -103,22 +104,27 @@ def test_dcgan_msn_forward_matches_a_reference_written_from_the_paper():
             if isinstance(m, MeanCenter):
                 m.bias.normal_()
     x = torch.randn(8, 1, 32, 32)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    weights = torch.linspace(-1, 1, 8)
     with power_iteration_paused(d):
-        got = d(x)
-        h = x
+        got = d(x1)
+        (got * weights).sum().backward()
+        h = x2
         for i, m in enumerate(m for m in d.features if isinstance(m, MeanSpectralNorm)):
             conv = m.layer
-            w = conv.weight.detach()  # the SN-normalized weight (SN is checked against SVD elsewhere)
-            sig = torch.linalg.matrix_norm(conv.parametrizations.weight.original.detach().flatten(1), 2)
-            torch.testing.assert_close(w, conv.parametrizations.weight.original.detach() / sig,
-                                       rtol=5e-2, atol=1e-3)
+            raw = conv.parametrizations.weight.original.detach()
+            sig = torch.linalg.matrix_norm(raw.flatten(1), 2)
+            w = conv.weight.detach()  # SN's estimate, converged here to within a few percent
+            torch.testing.assert_close(w, raw / sig, rtol=5e-2, atol=1e-3)
             y = F.conv2d(h, w, conv.bias.detach(), conv.stride, conv.padding)
             if i in (3, 5, 6):
                 y = y - y.mean(dim=(0, 2, 3), keepdim=True) + m.center.bias.detach().view(1, -1, 1, 1)
             h = F.leaky_relu(y, 0.1)
         head = d.head.layer
         want = F.linear(h.flatten(1), head.weight.detach(), head.bias.detach()).squeeze(1)
-    torch.testing.assert_close(got.detach().view(-1), want.view(-1), rtol=1e-4, atol=1e-5)
+        (want * weights).sum().backward()
+    torch.testing.assert_close(got.detach().view(-1), want.detach().view(-1), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-4, atol=1e-6)
 
 
 def test_feature_mean_centres_after_every_hidden_layer_but_the_first():
