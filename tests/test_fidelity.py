@@ -199,3 +199,31 @@ def test_checkpoints_written_before_the_authors_defaults_rebuild_as_trained():
                             "bn_eps": 2e-5})
     assert _earlier_defaults(new) == {}
     assert _earlier_defaults(OmegaConf.create({"_target_": "spectral_gan.models.DCGANGenerator"})) == {}
+
+
+@pytest.mark.parametrize("scale_to", [0.5, 4.0])  # sigma below and above the threshold c = 2
+def test_osn_clip_forward_and_backward_match_the_formula(scale_to):
+    """Clip mode: W_eff = W / max(1, sigma/c) with sigma = u^T W v (u, v the power iteration's
+    vectors, constants as in SN); the max's branch carries no gradient, the division does."""
+    from spectral_gan.norms import optional_spectral_norm, power_iteration_paused
+    torch.manual_seed(0)
+    layer = nn.Linear(6, 5)
+    with torch.no_grad():
+        layer.weight.mul_(scale_to / torch.linalg.matrix_norm(layer.weight, 2))
+    optional_spectral_norm(layer, mode="clip", threshold=2.0)
+    for _ in range(50):  # converge u, v
+        layer.weight
+    param = layer.parametrizations.weight
+    w = param.original.detach().clone().requires_grad_()
+    x = torch.randn(7, 6)
+    with power_iteration_paused(layer):
+        got = layer(x)
+        (got ** 2).sum().backward()
+        power = param[0].power
+        sigma = power.u @ w @ power.v
+        want_w = w / torch.clamp(sigma.detach() / 2.0, min=1.0) if scale_to < 2.0 \
+            else w * 2.0 / sigma
+        want = x @ want_w.t() + layer.bias.detach()
+        (want ** 2).sum().backward()
+    torch.testing.assert_close(got.detach(), want.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(param.original.grad, w.grad, rtol=1e-4, atol=1e-6)
