@@ -13,6 +13,13 @@ adds two-way tables to comparison.md (a row per value of the first override, a c
 of the second; the metric's final value, mean ± std over seeds, with collapsed/diverged counts)
 and one plot per metric (pivot_<metric>_<rows>_by_<columns>.png): the layout of the SN paper's
 robustness study (settings A-F x normalizations).
+
+    spectral-gan-compare DIR --baseline norm=sn
+
+adds, for every other configuration and metric, the difference of its final value from the
+baseline configuration's with a Welch t interval over seeds (95%), marking the differences beyond
+seed noise; the table ends with each metric's known finite-sample floor (reverse KL of a perfect
+generator at the run's mode and sample counts; FID's small-sample bias).
 """
 from __future__ import annotations
 
@@ -21,7 +28,9 @@ import os
 import sys
 
 from spectral_gan.report import pivot
-from spectral_gan.report.compare import METRICS, markdown, table, write_csv, write_plots
+from spectral_gan.report.compare import (METRICS, differences, differences_markdown, floors,
+                                         group, markdown, pick_baseline, short_labels, table,
+                                         write_csv, write_plots)
 from spectral_gan.report.runs import read_sweep
 
 
@@ -34,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="two overrides (e.g. norm sn_setting): a two-way table per metric")
     parser.add_argument("--metric", action="append", default=None,
                         help="metric tag(s) for --pivot (default: every metrics/... tag logged)")
+    parser.add_argument("--baseline", metavar="OVERRIDES",
+                        help="the configuration to compare every other one with, by its "
+                             "overrides (e.g. 'norm=sn'): differences with Welch intervals")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.sweep_dir):
         print(f"error: {args.sweep_dir} is not a directory; pass a sweep directory such as "
@@ -51,6 +63,18 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     rows = table(runs)
     text = markdown(rows)
+    if args.baseline:
+        configs = list(group(runs))
+        try:
+            baseline = pick_baseline(configs, args.baseline)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        text += "\n\n" + differences_markdown(differences(runs, baseline), baseline,
+                                               short_labels(configs))
+    notes = floors(runs)
+    if notes:
+        text += "\n\n" + "\n".join(f"- {n}" for n in notes)
     for metric in pivots:
         text += "\n\n" + pivot.markdown(runs, *args.pivot, metric)
     with open(os.path.join(args.sweep_dir, "comparison.md"), "w") as f:

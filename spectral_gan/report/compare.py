@@ -166,3 +166,106 @@ def write_plots(runs: list[Run], out_dir: str) -> list[str]:
         if path:
             written.append(path)
     return written
+
+
+def finals(members: list[Run], metric: str) -> list[float]:
+    """Each seed's last value of ``metric`` (seeds that never logged it left out)."""
+    values = [r.final(metric) for r in members]
+    return [v for v in values if v is not None and math.isfinite(v)]
+
+
+def pick_baseline(configs: list[str], text: str) -> str:
+    """The one configuration whose overrides contain ``text`` (e.g. ``norm=sn``); a ValueError
+    naming the candidates when none or several match."""
+    tokens = set(text.split())
+    exact = [c for c in configs if set(c.split()) >= tokens]
+    if len(exact) > 1:  # norm=sn also matches "norm=sn norm.scale=2": prefer the fewest overrides
+        fewest = min(len(c.split()) for c in exact)
+        exact = [c for c in exact if len(c.split()) == fewest]
+    if len(exact) != 1:
+        raise ValueError(f"--baseline {text!r} matches {len(exact)} configurations; name one of: "
+                         + "; ".join(configs))
+    return exact[0]
+
+
+def differences(runs: list[Run], baseline: str) -> list[dict]:
+    """For each other configuration and each metric: mean(final) - mean(baseline's final) with
+    its Welch interval (``significance.welch``) and whether it is beyond seed noise."""
+    from spectral_gan.report.significance import welch
+
+    groups = group(runs)
+    present = [m for m in METRICS if any(m in r.scalars for r in runs)]
+    out = []
+    for config, members in groups.items():
+        if config == baseline:
+            continue
+        row: dict = {"config": config}
+        for metric in present:
+            row[metric] = welch(finals(members, metric), finals(groups[baseline], metric))
+        out.append(row)
+    return out
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.3g}"
+
+
+def differences_markdown(rows: list[dict], baseline: str, labels: dict[str, str]) -> str:
+    from spectral_gan.report.significance import METHOD
+
+    if not rows:
+        return f"(no configuration besides the baseline {baseline})"
+    metrics = [k for k in rows[0] if k != "config"]
+    header = ["config"] + [m.split("/", 1)[1] for m in metrics]
+    lines = [f"Final value minus the baseline's ({labels.get(baseline, baseline)}), mean over seeds, "
+             f"with the {METHOD} of the difference; **bold** where the interval excludes 0 "
+             f"(beyond seed noise), n/a with fewer than 2 seeds on a side.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        cells = [labels.get(r["config"], r["config"])]
+        for m in metrics:
+            d = r[m]
+            if d is None:
+                cells.append("n/a")
+                continue
+            text = f"{_signed(d.diff)} [{_signed(d.low)}, {_signed(d.high)}]"
+            cells.append(f"**{text}**" if d.beyond_noise else text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def floors(runs: list[Run]) -> list[str]:
+    """The finite-sample floors known for the logged metrics, one sentence each: reverse KL
+    (a perfect generator's expected value at the run's mode and sample counts) and FID (biased
+    upward at small sample counts: compare only at equal counts)."""
+    from spectral_gan.report.significance import reverse_kl_floor
+
+    notes = []
+    if any("metrics/reverse_kl" in r.scalars for r in runs):
+        seen = sorted({(k, n) for k, n in (_modes_and_samples(r) for r in runs) if k and n})
+        for k, n in seen:
+            notes.append(f"reverse_kl: a perfect generator's expected value at {k} modes and {n} "
+                         f"samples is about (K-1)/(2N) = {reverse_kl_floor(k, n):.4f}; values and "
+                         f"differences below it are sampling noise.")
+    if any(t.startswith("metrics/fid") for r in runs for t in r.scalars):
+        notes.append("fid*: biased upward at small sample counts (more so the fewer samples); "
+                     "compare FIDs only at equal eval.num_samples.")
+    return notes
+
+
+def _modes_and_samples(run: Run) -> tuple[int | None, int | None]:
+    """(number of modes, evaluation samples) from the run's saved config, when it has both."""
+    import yaml
+
+    path = os.path.join(run.path, ".hydra", "config.yaml")
+    try:
+        with open(path) as f:
+            cfg = yaml.safe_load(f) or {}
+        data, evaluation = cfg.get("data") or {}, cfg.get("eval") or {}
+        modes = data.get("num_modes")
+        if modes is None and "grid" in str(data.get("_target_", "")).lower():
+            modes = 25
+        return (int(modes) if modes else None,
+                int(evaluation["num_samples"]) if evaluation.get("num_samples") else None)
+    except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError):
+        return None, None
