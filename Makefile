@@ -41,7 +41,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 ## The default experiment on seeds 0-9 and three other roundings of seed 0, scored by the digit
-## classifier: a table in docs/results.md (about 1 h 45 min on 2 cores; CHECK_ARGS="--seeds 0-2 --variants none").
+## classifier: a table in docs/results.md (about 2 h 15 min on 2 cores; CHECK_ARGS="--seeds 0-2 --variants none").
 CHECK_ARGS ?=
 check-default: $(STAMP)
 	$(PY) scripts/check_default.py $(CHECK_ARGS)
