@@ -88,3 +88,13 @@ def test_compare_prints_the_differences_and_the_floor(tmp_path, capsys, monkeypa
     assert "0.0014" in out and floors(runs)
     assert compare([str(tmp_path), "--no-plots", "--baseline", "norm=bsn"]) == 2
     assert "name one of" in capsys.readouterr().err
+
+
+def test_welch_from_summaries_equals_welch_from_values():
+    import statistics
+    a, b = [1.0, 2.5, 3.0], [5.0, 7.0, 9.5, 11.0]
+    from spectral_gan.report.significance import welch_summary
+    s = welch_summary(statistics.fmean(a), statistics.stdev(a), 3,
+                      statistics.fmean(b), statistics.stdev(b), 4)
+    w = welch(a, b)
+    assert (s.diff, s.low, s.high, s.df) == pytest.approx((w.diff, w.low, w.high, w.df))

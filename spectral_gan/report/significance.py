@@ -67,12 +67,22 @@ def welch(a: list[float], b: list[float], level: float = 0.95) -> Difference | N
     b = [v for v in b if v is not None and math.isfinite(v)]
     if len(a) < 2 or len(b) < 2:
         return None
-    diff = statistics.fmean(a) - statistics.fmean(b)
-    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    return welch_summary(statistics.fmean(a), statistics.stdev(a), len(a),
+                         statistics.fmean(b), statistics.stdev(b), len(b), level)
+
+
+def welch_summary(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b: int,
+                  level: float = 0.95) -> Difference | None:
+    """:func:`welch` from each side's mean, sample standard deviation and count (for tables that
+    kept only those)."""
+    if n_a < 2 or n_b < 2:
+        return None
+    diff = mean_a - mean_b
+    va, vb = sd_a ** 2 / n_a, sd_b ** 2 / n_b
     se2 = va + vb
     if se2 == 0:
         return Difference(diff, diff, diff, float("inf"))
-    df = se2 ** 2 / ((va ** 2 / (len(a) - 1) if va else 0.0) + (vb ** 2 / (len(b) - 1) if vb else 0.0))
+    df = se2 ** 2 / ((va ** 2 / (n_a - 1) if va else 0.0) + (vb ** 2 / (n_b - 1) if vb else 0.0))
     half = t_quantile(0.5 + level / 2, df) * math.sqrt(se2)
     return Difference(diff, diff - half, diff + half, df)
 
