@@ -16,7 +16,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install run test test-slow check-default check-conditional bench bench-options gpu-check clean
+.PHONY: install run test test-slow results check-default check-conditional bench bench-options gpu-check clean
 install: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
@@ -39,6 +39,10 @@ test: $(STAMP)
 ## Longer tests (real training runs of minutes).
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+## The generated tables of docs/results.md, from the studies' data in docs/results/*.json.
+results: $(STAMP)
+	$(PY) scripts/results.py render
 
 ## The default experiment on seeds 0-9 and three other roundings of seed 0, scored by the digit
 ## classifier: a table in docs/results.md (about 2 h 15 min on 2 cores; CHECK_ARGS="--seeds 0-2 --variants none").

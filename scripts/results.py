@@ -1,0 +1,174 @@
+"""Tables of docs/results.md generated from the studies' data: `make results`.
+
+    python scripts/results.py render            # rewrite every generated section of docs/results.md
+    python scripts/results.py check             # exit 1 when docs/results.md and the data disagree
+    python scripts/results.py collect SWEEP_DIR # per-seed [modes, high quality, reverse KL] as JSON
+
+Each study is one file in docs/results/ (per-run numbers, the commands, where and when they ran).
+Each of its tables becomes the text between `<!-- data:<study>:<table>:start -->` and
+`<!-- data:<study>:<table>:end -->` in docs/results.md: mean ± sample std over seeds, the per-seed
+values, each row's difference from the table's baseline row with a Welch t interval (95%; bold
+where it excludes 0, i.e. beyond seed noise) and the metric's finite-sample floor. Prose around
+the sections is written by hand and must keep to what they show.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import statistics
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from spectral_gan.report.sections import markers  # noqa: E402
+from spectral_gan.report.significance import METHOD, reverse_kl_floor, welch  # noqa: E402
+
+DATA = os.path.join(REPO, "docs", "results")
+RESULTS = os.path.join(REPO, "docs", "results.md")
+
+
+def _fmt(value: float, kind: str, signed: bool = False) -> str:
+    sign = "+" if signed else ""
+    if kind == "percent":
+        return f"{value * 100:{sign}.1f}"
+    if kind == "count":
+        return f"{value:{sign}.1f}"
+    return f"{value:{sign}.3f}"
+
+
+def _value(value: float, kind: str) -> str:
+    """One run's value: counts as integers, the rest as :func:`_fmt` with the unit."""
+    if kind == "count" and float(value).is_integer():
+        return str(int(value))
+    return f"{_fmt(value, kind)}{_unit(kind)}"
+
+
+def _unit(kind: str) -> str:
+    return "%" if kind == "percent" else ""
+
+
+def _columns(row: dict, n_metrics: int) -> list[list[float]] | None:
+    values = row.get("values")
+    if not isinstance(values, list):
+        return None
+    return [[float(v[i]) for v in values] for i in range(n_metrics)]
+
+
+def _summary(row: dict, n_metrics: int) -> tuple[int, list[tuple[float, float]]]:
+    cols = _columns(row, n_metrics)
+    if cols is None:
+        return row.get("seeds", 5), [tuple(x) for x in row["summary"]]
+    return len(cols[0]), [(statistics.fmean(c), statistics.stdev(c) if len(c) > 1 else 0.0)
+                          for c in cols]
+
+
+def render_table(study: dict, table: dict) -> str:
+    keys = list(study["metrics"])
+    names = [study["metrics"][k] for k in keys]
+    kinds = [study["formats"][k] for k in keys]
+    lines = ["| setting | seeds | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(keys)]
+    for row in table["rows"]:
+        n, stats = _summary(row, len(keys))
+        cells = [f"{_fmt(m, k)} ± {_fmt(s, k)}{_unit(k)}" for (m, s), k in zip(stats, kinds)]
+        lines.append(f"| {row['label']} | {n} | " + " | ".join(cells) + " |")
+    out = "\n".join(lines)
+
+    per_seed = []
+    for row in table["rows"]:
+        cols = _columns(row, len(keys))
+        if cols is None:
+            per_seed.append(f"{row['label']}: {row.get('note', 'per-seed values not kept')}")
+            continue
+        runs = [" / ".join(_value(c[i], k) for c, k in zip(cols, kinds))
+                for i in range(len(cols[0]))]
+        per_seed.append(f"{row['label']}: " + ", ".join(runs))
+    out += ("\n\nPer seed (" + ", ".join(str(s) for s in study["seeds"]) + "), "
+            + " / ".join(names) + ":\n" + ";\n".join(per_seed) + ".")
+
+    base = next(r for r in table["rows"] if r["label"] == table["baseline"])
+    base_cols = _columns(base, len(keys))
+    diff_lines = ["| setting | " + " | ".join(names) + " |", "|---|" + "---|" * len(keys)]
+    for row in table["rows"]:
+        if row is base:
+            continue
+        cols = _columns(row, len(keys))
+        cells = []
+        for i, kind in enumerate(kinds):
+            d = welch(cols[i], base_cols[i]) if cols is not None else None
+            if d is None:
+                cells.append("n/a")
+                continue
+            text = (f"{_fmt(d.diff, kind, True)} [{_fmt(d.low, kind, True)}, "
+                    f"{_fmt(d.high, kind, True)}]")
+            cells.append(f"**{text}**" if d.beyond_noise else text)
+        diff_lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
+    out += (f"\n\nDifference from {table['baseline']}, mean over seeds with the {METHOD} "
+            f"(percentage points for high quality); **bold**: the interval excludes 0, beyond "
+            f"seed noise; n/a: no per-seed values.\n\n" + "\n".join(diff_lines))
+    floor = table.get("floor")
+    if floor:
+        value = reverse_kl_floor(floor["modes"], floor["samples"])
+        out += (f"\n\nReverse KL floor: a perfect generator's expected reverse KL at {floor['modes']} "
+                f"modes and {floor['samples']:,} samples is (K-1)/(2N) = {value:.4f}; values that "
+                f"differ by less do not differ.")
+    return out
+
+
+def studies() -> list[dict]:
+    out = []
+    for path in sorted(glob.glob(os.path.join(DATA, "*.json"))):
+        with open(path) as f:
+            out.append(json.load(f))
+    return out
+
+
+def sections() -> dict[str, str]:
+    """``data:<study>:<table>`` -> its generated markdown, for every study and table."""
+    return {f"data:{s['study']}:{t['name']}": render_table(s, t) for s in studies() for t in s["tables"]}
+
+
+def apply(text: str, generated: dict[str, str]) -> str:
+    for name, body in generated.items():
+        start, end = markers(name)
+        if start not in text or end not in text:
+            raise SystemExit(f"docs/results.md has no {start} ... {end} section for {name}; add "
+                             f"the two markers where the table belongs")
+        head, rest = text.split(start, 1)
+        text = head + f"{start}\n{body}\n{end}" + rest.split(end, 1)[1]
+    return text
+
+
+def collect(sweep_dir: str) -> list[list[float]]:
+    from spectral_gan.report.runs import read_sweep
+
+    runs = sorted(read_sweep(sweep_dir), key=lambda r: int(r.seed))
+    tags = ("metrics/modes", "metrics/high_quality", "metrics/reverse_kl")
+    return [[round(float(r.final(t)), 6) for t in tags] for r in runs]
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else "render"
+    if command == "collect":
+        print(json.dumps(collect(argv[1])))
+        return 0
+    with open(RESULTS) as f:
+        text = f.read()
+    new = apply(text, sections())
+    if command == "check":
+        if new != text:
+            print("docs/results.md differs from its data: run `make results`", file=sys.stderr)
+            return 1
+        return 0
+    if command != "render":
+        print(f"unknown command {command!r}: render | check | collect SWEEP_DIR", file=sys.stderr)
+        return 2
+    with open(RESULTS, "w") as f:
+        f.write(new)
+    print(f"rendered {len(sections())} section(s) into {os.path.relpath(RESULTS, REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
