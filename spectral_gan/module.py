@@ -33,6 +33,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from spectral_gan import ema as ema_lib
 from spectral_gan import health
 from spectral_gan.divergence import DivergenceGuard
+from spectral_gan.errors import ConfigError
 from spectral_gan.losses import AdversarialLoss
 from spectral_gan.models.conditional import bind_labels
 from spectral_gan.models.pack import pack_of, packed_count, penalty_inputs
@@ -90,6 +91,11 @@ class GAN(pl.LightningModule):
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.n_dis, self.batch_size = self.schedule.n_dis, self.schedule.batch_size
         self.g_batch_size = settings.g_batch_size or self.batch_size
+        if self.g_batch_size % pack_of(discriminator):
+            raise ConfigError(f"g_batch_size={self.g_batch_size} is not a multiple of "
+                              f"discriminator.pack={pack_of(discriminator)}: the discriminator "
+                              f"judges tuples of {pack_of(discriminator)} samples; set g_batch_size "
+                              f"to a multiple of it (or null: batch_size)")
         self.reference_points = reference_points
         self.G_ema = ema_lib.averaged_copy(generator, settings.ema)
         self.num_classes = (getattr(generator, "num_classes", None)

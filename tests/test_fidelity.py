@@ -118,6 +118,13 @@ def test_generator_update_draws_g_batch_size_samples(cfg_factory, monkeypatch):
     assert sizes == [16, 16, 40, 16, 16, 40]  # per generator step: n_dis D fakes, then G's
 
 
+def test_g_batch_size_must_fill_whole_tuples():
+    from spectral_gan.errors import ConfigError
+    g = MLPGenerator((2,), z_dim=4, hidden=8, depth=1)
+    with pytest.raises(ConfigError, match="multiple of discriminator.pack=4"):
+        _gan(g, MLPDiscriminator((2,), hidden=8, depth=1, pack=4), g_batch_size=10)
+
+
 def test_packed_fakes_come_from_one_generator_call_per_slot():
     """PacGAN's code concatenates m generator batches: batch norm sees B/m samples per call, and
     the i-th sample of every tuple comes from the i-th call."""
