@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import os
 import warnings
 from typing import Any
@@ -74,7 +75,37 @@ def validate(cfg: DictConfig) -> GANSettings:
         raise ConfigError(f"g_norm={cfg.g_norm} is not available for the generator; valid options "
                           f"are: {', '.join(g_norms)}")
     validate_speed(cfg.get("speed", {}))
+    for which in ("g", "d"):
+        check_optimizer(cfg.get("optimizer", {}).get(which) or {}, f"optimizer.{which}")
     return settings
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def check_optimizer(node: Any, where: str) -> None:
+    """Refuse values torch's optimizers would reject deep inside ``configure_optimizers`` (a
+    traceback after the run directory exists): lr a positive finite number, betas two numbers in
+    [0, 1), eps positive, weight_decay at least 0."""
+    lr = _number(node.get("lr"))
+    if "lr" in node and (lr is None or not math.isfinite(lr) or lr <= 0):
+        raise ConfigError(f"{where}.lr must be a positive number, got {node.get('lr')!r}")
+    if node.get("betas") is not None:
+        betas = list(node.get("betas")) if not isinstance(node.get("betas"), str) else None
+        values = [_number(b) for b in betas] if betas is not None else None
+        if values is None or len(values) != 2 or any(v is None or not 0 <= v < 1 for v in values):
+            raise ConfigError(f"{where}.betas must be two numbers in [0, 1) such as [0.5, 0.999], "
+                              f"got {node.get('betas')!r}")
+    for key, low, strict in (("eps", 0.0, True), ("weight_decay", 0.0, False)):
+        if node.get(key) is None:
+            continue
+        value = _number(node.get(key))
+        if value is None or not math.isfinite(value) or value < low or (strict and value == low):
+            bound = "a positive number" if strict else "a number at least 0"
+            raise ConfigError(f"{where}.{key} must be {bound}, got {node.get(key)!r}")
 
 
 def build_evaluator(cfg: DictConfig, datamodule, num_classes: int | None = None) -> Evaluator | None:

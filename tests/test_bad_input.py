@@ -72,6 +72,31 @@ def test_non_integer_top_level_numbers_are_one_sentence(cfg_factory, key, value)
                           f"{key}={value}"))
 
 
+@pytest.mark.parametrize("override,message", [
+    ("optimizer.d.lr=-1", r"^optimizer.d.lr must be a positive number, got -1"),
+    ("optimizer.g.lr=nan", r"^optimizer.g.lr must be a positive number"),
+    ("optimizer.d.lr=fast", r"^optimizer.d.lr must be a positive number, got 'fast'"),
+    ("optimizer.d.betas=[2,3]", r"^optimizer.d.betas must be two numbers in \[0, 1\)"),
+    ("optimizer.g.betas=[0.5]", r"^optimizer.g.betas must be two numbers"),
+    ("+optimizer.d.eps=0", r"^optimizer.d.eps must be a positive number"),
+    ("+optimizer.d.weight_decay=-0.1", r"^optimizer.d.weight_decay must be a number at least 0"),
+])
+def test_bad_optimizer_values_are_one_sentence_before_anything_is_built(cfg_factory, override,
+                                                                        message):
+    with pytest.raises(ConfigError, match=message):
+        train(cfg_factory("data=ring", "generator=mlp", "discriminator=mlp", "steps=1", override))
+
+
+def test_one_bad_optimizer_value_does_not_stop_a_sweep(tmp_path):
+    proc = run_cli("-m", "data=ring", "generator=mlp", "discriminator=mlp", "steps=2",
+                   "optimizer.d.lr=-1,2e-4", "debug=quiet", "trainer.accelerator=cpu",
+                   cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "optimizer.d.lr must be a positive number, got -1" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "Trained 2 generator steps" in proc.stdout  # the good job ran after the bad one
+
+
 def test_steps_abc_exits_2_without_a_traceback(tmp_path):
     proc = run_cli("steps=abc", cwd=tmp_path, timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]
