@@ -98,3 +98,25 @@ def test_welch_from_summaries_equals_welch_from_values():
                       statistics.fmean(b), statistics.stdev(b), 4)
     w = welch(a, b)
     assert (s.diff, s.low, s.high, s.df) == pytest.approx((w.diff, w.low, w.high, w.df))
+
+
+def test_a_run_that_stopped_early_is_counted_and_warned_about(tmp_path, capsys, monkeypatch):
+    """A crashed job (or a truncated event file) is not a normal row: 'incomplete' counts it and
+    a warning names it (issue 34, item 4)."""
+    import spectral_gan.cli.compare as cli
+
+    def run(name: str, last: int) -> Run:
+        path = tmp_path / name
+        (path / ".hydra").mkdir(parents=True)
+        (path / ".hydra" / "config.yaml").write_text("steps: 20\n")
+        loss = [(s, 1.0, float(s)) for s in range(0, last + 1, 5)] if last else []
+        return Run(str(path), {"norm": "sn", "seed": name[-1]}, {"loss/d": loss})
+
+    runs = [run("seed0", 20), run("seed1", 5), run("seed2", 0)]
+    assert [r.incomplete for r in runs] == [False, True, True]
+    monkeypatch.setattr(cli, "read_sweep", lambda _: runs)
+    assert compare([str(tmp_path), "--no-plots"]) == 0
+    captured = capsys.readouterr()
+    assert "seed1 logged up to generator step 5 of 20" in captured.err
+    assert "seed2 logged up to generator step 0 of 20" in captured.err
+    assert "| norm=sn | 3 | 0 | 2 | 20 |" in captured.out

@@ -55,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         print(f"error: no runs with TensorBoard logs (tb/) under {args.sweep_dir}", file=sys.stderr)
         return 2
+    for run in runs:
+        if run.incomplete:
+            print(f"warning: {run.path} logged up to generator step {run.last_step} of "
+                  f"{run.expected_steps} (crashed, killed, still running, or a truncated event "
+                  f"file); its row counts it under 'incomplete' and its metrics are the last "
+                  f"logged", file=sys.stderr)
     pivots = []
     if args.pivot:
         pivots = _pivot_metrics(runs, args.pivot, args.metric)

@@ -39,6 +39,28 @@ class Run:
         series = self.series(tag)
         return series[-1][1] if series else None
 
+    @property
+    def last_step(self) -> int:
+        """The last generator step with a logged ``loss/d`` (0: none logged)."""
+        return max((s for s, _ in self.series("loss/d")), default=0)
+
+    @property
+    def expected_steps(self) -> int | None:
+        """``steps`` from the run's saved config (None when it has none to read)."""
+        path = os.path.join(self.path, ".hydra", "config.yaml")
+        try:
+            with open(path) as f:
+                return int((yaml.safe_load(f) or {}).get("steps"))
+        except (OSError, TypeError, ValueError, yaml.YAMLError):
+            return None
+
+    @property
+    def incomplete(self) -> bool:
+        """Logged less than its configured length and did not diverge: crashed, killed, still
+        running, or its event file is truncated."""
+        expected = self.expected_steps
+        return expected is not None and self.last_step < expected and not self.diverged
+
     def steps_per_second(self) -> float | None:
         """Generator steps per second of wall time, from the logged loss timestamps."""
         points = self.scalars.get("loss/d", [])
