@@ -120,3 +120,28 @@ def test_a_run_that_stopped_early_is_counted_and_warned_about(tmp_path, capsys, 
     assert "seed1 logged up to generator step 5 of 20" in captured.err
     assert "seed2 logged up to generator step 0 of 20" in captured.err
     assert "| norm=sn | 3 | 0 | 2 | 20 |" in captured.out
+
+
+def test_a_resumed_runs_event_file_that_sorts_first_loses_nothing(tmp_path):
+    """Two event files of one run in the same second: the resumed one (writer counter 10) sorts
+    before the first (9) as text, so its events are read first; the series still comes out whole
+    and in step order."""
+    import os
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    from spectral_gan.report.runs import read_run
+
+    tb = tmp_path / "tb"
+    for name, steps in (("first", range(1, 5)), ("resumed", range(5, 8))):
+        writer = SummaryWriter(str(tb), filename_suffix=f".{name}")
+        for s in steps:
+            writer.add_scalar("loss/d", float(s), s)
+        writer.close()
+    files = sorted(os.listdir(tb))
+    first = next(f for f in files if f.endswith(".first"))
+    resumed = next(f for f in files if f.endswith(".resumed"))
+    os.rename(tb / first, tb / "events.out.tfevents.100.host.1.9")
+    os.rename(tb / resumed, tb / "events.out.tfevents.100.host.1.10")
+    run = read_run(str(tmp_path))
+    assert [s for s, _ in run.series("loss/d")] == [1, 2, 3, 4, 5, 6, 7]

@@ -21,9 +21,17 @@ TINY_IMAGES = ["data=digits", "batch_size=8", "generator.ch=8", "discriminator.c
 
 
 def scalars(run_dir: str) -> dict[str, list[tuple[int, float]]]:
-    acc = EventAccumulator(os.path.join(run_dir, "tb"), size_guidance={"scalars": 0, "images": 0})
+    """Every scalar of the run's event files in step order (the last written value of a step
+    wins): a resumed run's event file can sort before the first one (same second, writer counter
+    10 < 9 as text), and is then read first."""
+    acc = EventAccumulator(os.path.join(run_dir, "tb"), size_guidance={"scalars": 0, "images": 0},
+                           purge_orphaned_data=False)
     acc.Reload()
-    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    out = {}
+    for tag in acc.Tags()["scalars"]:
+        by_step = {e.step: e.value for e in sorted(acc.Scalars(tag), key=lambda e: e.wall_time)}
+        out[tag] = sorted(by_step.items())
+    return out
 
 
 @pytest.mark.parametrize("loss", ["hinge", "ns", "wgan", "lsgan"])

@@ -87,11 +87,14 @@ def read_run(run_dir: str) -> Run | None:
     tb = os.path.join(run_dir, "tb")
     if not os.path.isdir(tb):
         return None
-    acc = EventAccumulator(tb, size_guidance={"scalars": 0, "images": 1, "tensors": 1})
+    # A resumed run's event file may sort before the first one (same second, writer counter
+    # 10 < 9 as text) and be read first: no purge by step; the last written value of a step wins.
+    acc = EventAccumulator(tb, size_guidance={"scalars": 0, "images": 1, "tensors": 1},
+                           purge_orphaned_data=False)
     acc.Reload()
     scalars = {t: [(e.step, e.value, e.wall_time) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
     for tag, points in scalars.items():  # a resumed run logs again from its checkpoint: keep the last
-        by_step = {s: (s, v, w) for s, v, w in points}
+        by_step = {s: (s, v, w) for s, v, w in sorted(points, key=lambda p: p[2])}
         scalars[tag] = [by_step[s] for s in sorted(by_step)]
     return Run(run_dir, _overrides(run_dir), scalars)
 
