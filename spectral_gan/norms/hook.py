@@ -68,7 +68,7 @@ class NormHook:
         self.layers = _patterns(layers)
         self.options, self.feature_options = route_options(self._weight, self._feature, options)
         self.wrapped: dict[str, nn.Module] = {}
-        self.built: list[str] = []  # every layer passed to wrap, in order (selected or not)
+        self.has_built = False  # whether wrap has seen a layer yet (the first is the input layer)
         self.shared: dict[str, Any] = {}  # what the layers built here share (registry.takes_shared)
         if self.penalty != "none" and self.batch_mixing:
             mixer = (f"norm.feature={feature} mixes the samples of a batch"
@@ -109,8 +109,7 @@ class NormHook:
         name = name or f"layer{len(self.wrapped)}"
         layer.norm_name = name  # read by spectral_gan.norms.monitor
         layer.norm_output = output  # the logit layer: no hidden pre-activation (monitor's drift)
-        first = not self.built
-        self.built.append(name)
+        first, self.has_built = not self.has_built, True
         if not self.selects(name):
             return layer
         flag: dict[str, Any] = {"output_layer": output} if self._weight.takes_output_layer else {}

@@ -88,13 +88,13 @@ class NormSpec:
     @property
     def takes_output_layer(self) -> bool:
         """Whether ``fn`` wants to know that a layer is D's logit layer (MSN skips centering it)."""
-        return "output_layer" in inspect.signature(self.fn).parameters
+        return self.takes("output_layer")
 
     @property
     def takes_shared(self) -> bool:
         """Whether ``fn`` wants the hook's ``shared`` state: a dict that every layer one hook builds
         sees, for what the layers of one model share (e.g. one learned scale for all of them)."""
-        return "shared" in inspect.signature(self.fn).parameters
+        return self.takes("shared")
 
     def defaults(self) -> dict[str, Any]:
         """The default value of each option, as ``fn`` declares it."""
