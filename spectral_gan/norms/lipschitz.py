@@ -194,11 +194,17 @@ def input_gradient_norms(model: nn.Module, x: torch.Tensor, pack: int = 1) -> to
     return grad.reshape(x.shape[0] // pack, -1).norm(dim=1)
 
 
+def _pack(model: nn.Module) -> int:
+    """D's packing degree (``model.pack``, PacGAN; 1 when it does not pack). Read by attribute:
+    the norms package imports nothing from the models."""
+    return int(getattr(model, "pack", 1) or 1)
+
+
 def sample_count(model: nn.Module, samples: int, available: int) -> int:
     """How many samples of each kind (real, fake, interpolated) the report takes: ``samples``
     rounded up to a multiple of D's packing degree (``model.pack``, PacGAN), at most the
     ``available`` ones rounded down, so that no tuple of a packed D mixes two kinds."""
-    pack = int(getattr(model, "pack", 1) or 1)
+    pack = _pack(model)
     wanted = -(-max(int(samples), 1) // pack) * pack
     return min(wanted, available // pack * pack)
 
@@ -212,7 +218,7 @@ def lipschitz_report(model: nn.Module, real: torch.Tensor, fake: torch.Tensor,
     records the convolutions' input sizes during its forward. With a packing D (``pack=m``) each
     kind takes a multiple of m samples (:func:`sample_count`), so every tuple holds one kind, and
     the gradient norms are per tuple."""
-    pack = int(getattr(model, "pack", 1) or 1)
+    pack = _pack(model)
     n = sample_count(model, samples, min(len(real), len(fake)))
     real, fake = real[:n].detach(), fake[:n].detach()
     eps = torch.rand((n,) + (1,) * (real.dim() - 1), generator=constants.generator).to(real)

@@ -47,10 +47,9 @@ def table(runs: list[Run]) -> list[dict]:
         row["steps_per_s"], row["steps_per_s_std"] = _mean_std([r.steps_per_second() for r in members])
         for metric in present:
             name = metric.split("/", 1)[1]
-            finals = [r.final(metric) for r in members if r.series(metric)]
             bests = [registry.best_of(metric, (v for _, v in r.series(metric)))
                      for r in members if r.series(metric)]
-            row[f"{name}_final"], row[f"{name}_final_std"] = _mean_std(finals)
+            row[f"{name}_final"], row[f"{name}_final_std"] = _mean_std(finals(members, metric))
             row[f"{name}_best"], row[f"{name}_best_std"] = _mean_std(bests)
         rows.append(row)
     return rows
@@ -256,17 +255,13 @@ def floors(runs: list[Run]) -> list[str]:
 
 def _modes_and_samples(run: Run) -> tuple[int | None, int | None]:
     """(number of modes, evaluation samples) from the run's saved config, when it has both."""
-    import yaml
-
-    path = os.path.join(run.path, ".hydra", "config.yaml")
+    cfg = run.saved_config()
+    data, evaluation = cfg.get("data") or {}, cfg.get("eval") or {}
+    modes = data.get("num_modes")
+    if modes is None and "grid" in str(data.get("_target_", "")).lower():
+        modes = 25
     try:
-        with open(path) as f:
-            cfg = yaml.safe_load(f) or {}
-        data, evaluation = cfg.get("data") or {}, cfg.get("eval") or {}
-        modes = data.get("num_modes")
-        if modes is None and "grid" in str(data.get("_target_", "")).lower():
-            modes = 25
         return (int(modes) if modes else None,
                 int(evaluation["num_samples"]) if evaluation.get("num_samples") else None)
-    except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError):
+    except (TypeError, ValueError):
         return None, None

@@ -44,14 +44,21 @@ class Run:
         """The last generator step with a logged ``loss/d`` (0: none logged)."""
         return max((s for s, _ in self.series("loss/d")), default=0)
 
+    def saved_config(self) -> dict:
+        """The run's composed config as Hydra saved it (empty when there is none to read)."""
+        try:
+            with open(os.path.join(self.path, ".hydra", "config.yaml")) as f:
+                cfg = yaml.safe_load(f)
+        except (OSError, yaml.YAMLError):
+            return {}
+        return cfg if isinstance(cfg, dict) else {}
+
     @property
     def expected_steps(self) -> int | None:
         """``steps`` from the run's saved config (None when it has none to read)."""
-        path = os.path.join(self.path, ".hydra", "config.yaml")
         try:
-            with open(path) as f:
-                return int((yaml.safe_load(f) or {}).get("steps"))
-        except (OSError, TypeError, ValueError, yaml.YAMLError):
+            return int(self.saved_config().get("steps"))
+        except (TypeError, ValueError):
             return None
 
     @property
