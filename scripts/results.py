@@ -1,15 +1,24 @@
 """Tables of docs/results.md generated from the studies' data: `make results`.
 
-    python scripts/results.py render            # rewrite every generated section of docs/results.md
-    python scripts/results.py check             # exit 1 when docs/results.md and the data disagree
+    python scripts/results.py render [--doc F]  # rewrite every generated section of docs/results.md
+    python scripts/results.py check [--doc F]   # exit 1 when docs/results.md and the data disagree
     python scripts/results.py collect SWEEP_DIR # per-seed [modes, high quality, reverse KL] as JSON
 
 Each study is one file in docs/results/ (per-run numbers, the commands, where and when they ran).
 Each of its tables becomes the text between `<!-- data:<study>:<table>:start -->` and
-`<!-- data:<study>:<table>:end -->` in docs/results.md: mean ± sample std over seeds, the per-seed
-values, each row's difference from the table's baseline row with a Welch t interval (95%; bold
-where it excludes 0, i.e. beyond seed noise) and the metric's finite-sample floor. Prose around
-the sections is written by hand and must keep to what they show.
+`<!-- data:<study>:<table>:end -->` in docs/results.md. A table is one of two kinds:
+
+- ``"kind": "seeds"`` (the default): rows of per-seed values of the study's (or the table's own)
+  ``metrics``; rendered as mean ± sample std over seeds, the per-seed values, each row's
+  difference from the table's ``baseline`` row with a Welch t interval (95%; bold where it
+  excludes 0, i.e. beyond seed noise) and the metric's finite-sample floor.
+- ``"kind": "table"``: one run (or one published number) per cell, for screens of one seed,
+  reference rows from papers and per-step traces: ``columns`` (each a ``name`` and a Python
+  ``format``, e.g. ``"{:.1%}"``; a list cell is formatted as ``format.format(*cell)``, a string
+  cell is written as it is, ``null`` is empty, ``{"v": x, "bold": true}`` is bold) and ``rows``.
+  Optional ``intro`` and ``outro`` text go before and after the table.
+
+Prose around the sections is written by hand and must keep to what they show.
 """
 from __future__ import annotations
 
@@ -29,13 +38,15 @@ DATA = os.path.join(REPO, "docs", "results")
 RESULTS = os.path.join(REPO, "docs", "results.md")
 
 
+# digits after the point per metric format of a "seeds" table ("percent" is shown x100 with %)
+DECIMALS = {"percent": 1, "count": 1, "kl": 3, "score": 2, "fid": 1, "integer": 0}
+
+
 def _fmt(value: float, kind: str, signed: bool = False) -> str:
     sign = "+" if signed else ""
     if kind == "percent":
         return f"{value * 100:{sign}.1f}"
-    if kind == "count":
-        return f"{value:{sign}.1f}"
-    return f"{value:{sign}.3f}"
+    return f"{value:{sign}.{DECIMALS[kind]}f}"
 
 
 def _value(value: float, kind: str) -> str:
@@ -64,19 +75,57 @@ def _summary(row: dict, n_metrics: int) -> tuple[int, list[tuple[float, float]]]
                           for c in cols]
 
 
+def _cell(value, fmt: str) -> str:
+    if isinstance(value, dict):
+        text = _cell(value["v"], fmt)
+        return f"**{text}**" if value.get("bold") and text else text
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return fmt.format(*value)
+    return fmt.format(value)
+
+
+def render_plain(table: dict) -> str:
+    """A ``"kind": "table"`` table: its cells formatted by their column, nothing computed."""
+    columns = table["columns"]
+    lines = ["| " + " | ".join(c["name"] for c in columns) + " |", "|" + "---|" * len(columns)]
+    for row in table["rows"]:
+        if len(row) != len(columns):
+            raise SystemExit(f"table {table['name']!r}: a row has {len(row)} cells for "
+                             f"{len(columns)} columns: {row}")
+        lines.append("| " + " | ".join(_cell(v, c.get("format", "{}"))
+                                       for v, c in zip(row, columns)) + " |")
+    parts = [table["intro"]] if table.get("intro") else []
+    parts.append("\n".join(lines))
+    if table.get("outro"):
+        parts.append(table["outro"])
+    return "\n\n".join(parts)
+
+
 def render_table(study: dict, table: dict) -> str:
-    keys = list(study["metrics"])
-    names = [study["metrics"][k] for k in keys]
-    kinds = [study["formats"][k] for k in keys]
+    if table.get("kind", "seeds") == "table":
+        return render_plain(table)
+    metrics = table.get("metrics", study.get("metrics"))
+    formats = table.get("formats", study.get("formats"))
+    keys = list(metrics)
+    names = [metrics[k] for k in keys]
+    kinds = [formats[k] for k in keys]
     lines = ["| setting | seeds | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(keys)]
     for row in table["rows"]:
+        if "cells" in row:  # a published reference row: its own words, outside the statistics
+            lines.append(f"| {row['label']} | {row.get('seeds', '')} | " + " | ".join(row["cells"]) + " |")
+            continue
         n, stats = _summary(row, len(keys))
         cells = [f"{_fmt(m, k)} ± {_fmt(s, k)}{_unit(k)}" for (m, s), k in zip(stats, kinds)]
         lines.append(f"| {row['label']} | {n} | " + " | ".join(cells) + " |")
     out = "\n".join(lines)
 
+    measured = [r for r in table["rows"] if "cells" not in r]
     per_seed = []
-    for row in table["rows"]:
+    for row in measured:
         cols = _columns(row, len(keys))
         if cols is None:
             per_seed.append(f"{row['label']}: {row.get('note', 'per-seed values not kept')}")
@@ -84,13 +133,14 @@ def render_table(study: dict, table: dict) -> str:
         runs = [" / ".join(_value(c[i], k) for c, k in zip(cols, kinds))
                 for i in range(len(cols[0]))]
         per_seed.append(f"{row['label']}: " + ", ".join(runs))
-    out += ("\n\nPer seed (" + ", ".join(str(s) for s in study["seeds"]) + "), "
+    seeds = table.get("seeds", study.get("seeds"))
+    out += ("\n\nPer seed (" + ", ".join(str(s) for s in seeds) + "), "
             + " / ".join(names) + ":\n" + ";\n".join(per_seed) + ".")
 
-    base = next(r for r in table["rows"] if r["label"] == table["baseline"])
+    base = next(r for r in measured if r["label"] == table["baseline"])
     base_cols = _columns(base, len(keys))
     diff_lines = ["| setting | " + " | ".join(names) + " |", "|---|" + "---|" * len(keys)]
-    for row in table["rows"]:
+    for row in measured:
         if row is base:
             continue
         cols = _columns(row, len(keys))
@@ -104,6 +154,8 @@ def render_table(study: dict, table: dict) -> str:
                     f"{_fmt(d.high, kind, True)}]")
             cells.append(f"**{text}**" if d.beyond_noise else text)
         diff_lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
+    if table.get("intro"):
+        out = table["intro"] + "\n\n" + out
     out += (f"\n\nDifference from {table['baseline']}, mean over seeds with the {METHOD} "
             f"(percentage points for high quality); **bold**: the interval excludes 0, beyond "
             f"seed noise; n/a: no per-seed values.\n\n" + "\n".join(diff_lines))
@@ -113,6 +165,8 @@ def render_table(study: dict, table: dict) -> str:
         out += (f"\n\nReverse KL floor: a perfect generator's expected reverse KL at {floor['modes']} "
                 f"modes and {floor['samples']:,} samples is (K-1)/(2N) = {value:.4f}; values that "
                 f"differ by less do not differ.")
+    if table.get("outro"):
+        out += "\n\n" + table["outro"]
     return out
 
 
@@ -153,20 +207,24 @@ def main(argv: list[str]) -> int:
     if command == "collect":
         print(json.dumps(collect(argv[1])))
         return 0
-    with open(RESULTS) as f:
+    doc = RESULTS
+    if "--doc" in argv:  # another copy of the page, e.g. a draft
+        doc = os.path.abspath(argv[argv.index("--doc") + 1])
+    with open(doc) as f:
         text = f.read()
     new = apply(text, sections())
     if command == "check":
         if new != text:
-            print("docs/results.md differs from its data: run `make results`", file=sys.stderr)
+            print(f"{os.path.relpath(doc, REPO)} differs from its data: run `make results`",
+                  file=sys.stderr)
             return 1
         return 0
     if command != "render":
         print(f"unknown command {command!r}: render | check | collect SWEEP_DIR", file=sys.stderr)
         return 2
-    with open(RESULTS, "w") as f:
+    with open(doc, "w") as f:
         f.write(new)
-    print(f"rendered {len(sections())} section(s) into {os.path.relpath(RESULTS, REPO)}")
+    print(f"rendered {len(sections())} section(s) into {os.path.relpath(doc, REPO)}")
     return 0
 
 

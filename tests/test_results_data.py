@@ -27,12 +27,17 @@ def test_every_study_names_its_commands_and_provenance():
         study = json.loads(path.read_text())
         assert study["commands"] and study["provenance"], path.name
         for table in study["tables"]:
+            if table.get("kind") == "table":
+                assert table["columns"] and table["rows"], (path.name, table["name"])
+                continue
             labels = [r["label"] for r in table["rows"]]
             assert table["baseline"] in labels, path.name
             for row in table["rows"]:
                 if isinstance(row.get("values"), list):
-                    assert len(row["values"]) == len(study["seeds"]), (path.name, row["label"])
-                    assert all(len(v) == len(study["metrics"]) for v in row["values"])
+                    seeds = table.get("seeds", study.get("seeds"))
+                    metrics = table.get("metrics", study.get("metrics"))
+                    assert len(row["values"]) == len(seeds), (path.name, row["label"])
+                    assert all(len(v) == len(metrics) for v in row["values"])
 
 
 def test_rendering_states_the_noise_and_marks_a_real_difference():
@@ -49,3 +54,27 @@ def test_rendering_states_the_noise_and_marks_a_real_difference():
     assert "0.0014" in out and "base: 0.100, 0.110, 0.090" in out
     with pytest.raises(SystemExit, match="no <!-- data:x:start -->"):
         script.apply("no markers here", {"data:x": "body"})
+
+
+def test_a_plain_table_formats_its_cells_by_column_and_computes_nothing():
+    script = results_script()
+    table = {"name": "screen", "kind": "table", "intro": "One seed.",
+             "columns": [{"name": "norm"}, {"name": "HQ", "format": "{:.1%}"},
+                         {"name": "FID", "format": "{:,.0f} ± {:.0f}"}],
+             "rows": [["sn", 0.106, [1150, 85]], ["gp", {"v": 0.5, "bold": True}, None]]}
+    out = script.render_table({}, table)
+    assert out.splitlines()[0] == "One seed."
+    assert "| sn | 10.6% | 1,150 ± 85 |" in out and "| gp | **50.0%** |  |" in out
+    with pytest.raises(SystemExit, match="2 cells for 3 columns"):
+        script.render_table({}, {**table, "rows": [["sn", 0.1]]})
+
+
+def test_reference_rows_stay_out_of_the_statistics():
+    script = results_script()
+    study = {"metrics": {"m": "modes"}, "formats": {"m": "count"}, "seeds": [1, 2]}
+    table = {"name": "t", "baseline": "base",
+             "rows": [{"label": "paper", "seeds": "10 trials", "cells": ["7.8"]},
+                      {"label": "base", "values": [[8], [8]]}, {"label": "other", "values": [[6], [7]]}]}
+    out = script.render_table(study, table)
+    assert "| paper | 10 trials | 7.8 |" in out
+    assert "paper:" not in out and out.count("| paper") == 1
