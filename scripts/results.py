@@ -1,7 +1,7 @@
 """Tables of docs/results.md generated from the studies' data: `make results`.
 
-    python scripts/results.py render [--doc F]  # rewrite every generated section of docs/results.md
-    python scripts/results.py check [--doc F]   # exit 1 when docs/results.md and the data disagree
+    python scripts/results.py render [--doc F] [--only STUDY]  # rewrite docs/results.md's generated sections
+    python scripts/results.py check [--doc F] [--only STUDY]   # exit 1 when the page and the data disagree
     python scripts/results.py collect SWEEP_DIR # per-seed [modes, high quality, reverse KL] as JSON
 
 Each study is one file in docs/results/ (per-run numbers, the commands, where and when they ran).
@@ -212,7 +212,11 @@ def main(argv: list[str]) -> int:
         doc = os.path.abspath(argv[argv.index("--doc") + 1])
     with open(doc) as f:
         text = f.read()
-    new = apply(text, sections())
+    generated = sections()
+    if "--only" in argv:  # one study's sections, e.g. while drafting it
+        study = argv[argv.index("--only") + 1]
+        generated = {k: v for k, v in generated.items() if k.startswith(f"data:{study}:")}
+    new = apply(text, generated)
     if command == "check":
         if new != text:
             print(f"{os.path.relpath(doc, REPO)} differs from its data: run `make results`",
@@ -224,7 +228,7 @@ def main(argv: list[str]) -> int:
         return 2
     with open(doc, "w") as f:
         f.write(new)
-    print(f"rendered {len(sections())} section(s) into {os.path.relpath(doc, REPO)}")
+    print(f"rendered {len(generated)} section(s) into {os.path.relpath(doc, REPO)}")
     return 0
 
 
