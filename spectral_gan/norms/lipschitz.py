@@ -28,8 +28,10 @@ shortcut has constant 1). The constant ``k(module)`` of one part, from :class:`L
   al., NeurIPS 2017, lambda ~ 1.0507, alpha ~ 1.6733).
 - Tanh 1, Sigmoid 1/4, Identity/Flatten/Dropout 1.
 - BatchNorm (eval): ``max_c |gamma_c| / sqrt(running_var_c + eps)``, a per-channel scaling.
-- MeanCenter (MSN's centering, eval): a shift, constant 1, or ``max_c |gamma_c|`` with
-  ``learn_scale``; an MSN layer is its SN layer times that.
+- A part that states its own constant as ``lipschitz_bound(k)`` (as the models do for their
+  whole): MSN's centering (eval: a shift, constant 1, or ``max_c |gamma_c|`` with ``learn_scale``)
+  and MSN's wrapper (its SN layer times that). This is how a normalization that wraps its layer
+  tells this module its constant; nothing here names a method.
 - Pooling and reshapes are the model's to state (a method knows where it pools): 2x2 average
   pooling has constant 1/2 (each output is the mean of 4 disjoint inputs, ``||(1/4) 1_4|| = 1/2``);
   a sum over P positions has constant sqrt(P).
@@ -47,7 +49,6 @@ import torch
 from torch import nn
 
 from spectral_gan.norms import conv_operator
-from spectral_gan.norms.mean import MeanCenter, MeanSpectralNorm
 from spectral_gan.norms.power_iteration import power_iteration_paused
 
 ConstantFn = Callable[[nn.Module], torch.Tensor]
@@ -153,14 +154,11 @@ class LayerConstants:
         return value
 
     def __call__(self, module: nn.Module) -> torch.Tensor:
-        if isinstance(module, MeanSpectralNorm):
-            return self(module.layer) * self(module.center)
+        own = getattr(module, "lipschitz_bound", None)
+        if callable(own):  # a part that states how it composes (a wrapper, a block, a model)
+            return torch.as_tensor(own(self)).float()
         if isinstance(module, (nn.Linear, nn.Embedding, *conv_operator.CONV_LAYERS)):
             return self.weight_layer(module)
-        if isinstance(module, MeanCenter):
-            if module.weight is None:
-                return torch.tensor(1.0)
-            return module.weight.detach().float().abs().max()
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             return _batch_norm_constant(module)
         if isinstance(module, nn.Sequential):

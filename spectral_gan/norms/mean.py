@@ -56,6 +56,12 @@ class MeanCenter(nn.Module):
             y = y * self.weight.view(shape)
         return y + self.bias.view(shape)
 
+    def lipschitz_bound(self, k) -> torch.Tensor:
+        """In eval mode a shift (constant 1), or a per-channel scaling by gamma (``max_c |gamma_c|``)."""
+        if self.weight is None:
+            return torch.tensor(1.0)
+        return self.weight.detach().float().abs().max()
+
 
 def out_features(layer: nn.Module) -> int:
     if isinstance(layer, nn.Linear):
@@ -95,6 +101,15 @@ class MeanSpectralNorm(nn.Module):
     @property
     def weight(self) -> torch.Tensor:
         return self.layer.weight
+
+    @property
+    def wrapped(self) -> nn.Module:
+        """The weight layer inside (the monitor's ``drift/<layer>`` reads this wrapper's output)."""
+        return self.layer
+
+    def lipschitz_bound(self, k) -> torch.Tensor:
+        """The SN layer's constant times the centering's (``spectral_gan.norms.lipschitz``)."""
+        return k(self.layer) * k(self.center)
 
     def _apply_layer(self, x: torch.Tensor, weight: torch.Tensor,
                      bias: torch.Tensor | None) -> torch.Tensor:

@@ -9,12 +9,25 @@ Every quantity means what its name says:
   (normalized) weight as a matrix (``torch.linalg.svdvals``, not the iteration's own u, v, so a
   lagging iteration shows as a value away from 1 under SN): the largest one, and sigma_max /
   sigma_min (:func:`condition_numbers`).
-- ``osn_gate/<layer>``: OSN gate states (1 open, 0 closed).
+- ``<key>/<layer>``: whatever a method's parametrization reports as ``diagnostics()``
+  (``{key: tensor}``), e.g. OSN's gate states ``osn_gate/<layer>`` (1 open, 0 closed).
 - ``grad_norm/<net>/<layer>``: the 2-norm of the gradients of each layer's parameters
   (:func:`layer_grad_norms`).
 - ``drift/<layer>``: the batch mean of a hidden layer's output, what MSN removes
   (:func:`activation_drift`).
 - ``lipschitz/*`` and ``sigma_op/<layer>``: ``spectral_gan.norms.lipschitz``.
+
+What a normalization reports is its own to state; nothing here names a method. The contract, with
+its defaults for a plugin that states nothing (docs: the README's "Adding a normalization"):
+
+- the weight's parametrization may define ``raw_sigmas(raw_weight) -> {direction: sigma}`` (its
+  stored estimates; ``""`` for one direction); without it ``sigma/<layer>`` is the exact spectral
+  norm of the raw weight (``parametrizations.weight.original``), never that of the normalized one;
+- the parametrization may define ``diagnostics() -> {key: tensor}``, logged as ``<key>/<layer>``;
+- a module that wraps a weight layer (MSN's ``MeanSpectralNorm``) names it as ``wrapped`` so that
+  ``drift/<layer>`` reads the wrapper's output, and states its Lipschitz constant as
+  ``lipschitz_bound(constants)`` (``spectral_gan.norms.lipschitz``); a wrapper that does not is NaN
+  there, never a figure it did not earn.
 """
 from __future__ import annotations
 
@@ -24,8 +37,6 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from spectral_gan.norms.mean import MeanSpectralNorm
-from spectral_gan.norms.optional import OptionalSpectralNorm
 from spectral_gan.norms.power_iteration import power_iteration_paused, weight_matrix
 from spectral_gan.norms.spectral import output_dim
 
@@ -36,10 +47,9 @@ def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def _parametrization(layer: nn.Module) -> nn.Module | None:
-    """The layer's weight parametrization if it has stored sigma estimates (``raw_sigmas``)."""
+    """The layer's (first) weight parametrization, or None for a plain weight."""
     if parametrize.is_parametrized(layer, "weight"):
-        p = layer.parametrizations.weight[0]
-        return p if hasattr(p, "raw_sigmas") else None
+        return layer.parametrizations.weight[0]
     return None
 
 
@@ -54,14 +64,17 @@ def spectral_report(model: nn.Module) -> dict[str, torch.Tensor]:
     with power_iteration_paused(model):
         for name, layer in weight_layers(model):
             p = _parametrization(layer)
-            if p is not None:
-                raw = layer.parametrizations.weight.original
+            if p is None:
+                out[f"sigma/{name}"] = _exact_sigma(layer.weight, output_dim(layer))
+                continue
+            raw = layer.parametrizations.weight.original
+            if hasattr(p, "raw_sigmas"):
                 for direction, s in p.raw_sigmas(raw).items():
                     out[f"sigma/{name}" + (f"/{direction}" if direction else "")] = s
-            else:
-                out[f"sigma/{name}"] = _exact_sigma(layer.weight, output_dim(layer))
-            if isinstance(p, OptionalSpectralNorm):
-                out[f"osn_gate/{name}"] = p.gate.clone()
+            else:  # a plugin without estimates: the raw weight's exact norm, as the tag says
+                out[f"sigma/{name}"] = _exact_sigma(raw, output_dim(layer))
+            for key, value in (p.diagnostics() if hasattr(p, "diagnostics") else {}).items():
+                out[f"{key}/{name}"] = value.detach().clone()
     return out
 
 
@@ -119,8 +132,10 @@ def layer_grad_norms(model: nn.Module, prefix: str) -> dict[str, float]:
 
 def hidden_layer_outputs(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """(name, module whose output is the layer's pre-activation) for each hidden weight layer:
-    the layer itself, or the MSN wrapper around it (its output is centered); not the logit layer."""
-    outer = {id(m.layer): m for m in model.modules() if isinstance(m, MeanSpectralNorm)}
+    the layer itself, or a wrapper around it that names it as ``wrapped`` (MSN: its output is
+    centered); not the logit layer."""
+    outer = {id(m.wrapped): m for m in model.modules()
+             if isinstance(getattr(m, "wrapped", None), nn.Module)}
     return [(name, outer.get(id(layer), layer)) for name, layer in weight_layers(model)
             if not getattr(layer, "norm_output", False)]
 

@@ -72,6 +72,10 @@ class OptionalSpectralNorm(SpectralNorm):
             ratio = torch.where(ratio > 1.0, ratio, torch.ones_like(ratio))
         return self.gate * ratio + (1.0 - self.gate)  # closed gate: divide by 1
 
+    def diagnostics(self) -> dict[str, torch.Tensor]:
+        """Logged per layer by the monitor: the gate (1 open, 0 closed)."""
+        return {"osn_gate": self.gate}
+
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         if weight.ndim == 1:
             return super().forward(weight)
