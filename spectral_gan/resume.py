@@ -12,6 +12,13 @@
 - a ``ckpt_path`` value Hydra's grammar would reject unquoted (``gen_step=001000.ckpt`` of
   older runs, a sweep job's ``0_norm=sn`` folder) is quoted for it.
 
+A run directory is data, not code: its saved overrides are applied only if they name no code
+(``saved_override_code``: no ``_target_``, ``_partial_``, ``_args_``, ``_recursive_``,
+``_convert_`` or ``module`` key, at any depth, and no resolver call ``${name:...}``), the rule
+``spectral_gan.checkpoint_trust`` applies to a checkpoint's config. Otherwise the resume is refused
+in one sentence, before Hydra composes anything; ``trust_checkpoint=true`` on the command line
+is the explicit way to resume one's own run that used one's own code.
+
 A checkpoint outside a ``checkpoints/`` folder (copied elsewhere) has no run to continue: the
 command line alone is the config, and the comparison below still guards it.
 
@@ -195,6 +202,59 @@ def _saved_overrides(run_dir: str) -> tuple[list[str] | None, int]:
     return None, (resumes[-1] if resumes else 0)
 
 
+# Config keys through which an override could make Hydra call or import something.
+CODE_KEYS = ("_target_", "_partial_", "_args_", "_recursive_", "_convert_", "module")
+_RESOLVER_CALL = re.compile(r"\$\{[^}]*:")
+
+
+def _code_in(value: Any) -> str | None:
+    """The first place in an override's parsed value that names code, or None."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if str(k) in CODE_KEYS:
+                return f"key {k}"
+            found = _code_in(v)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for v in value:
+            found = _code_in(v)
+            if found:
+                return found
+    elif isinstance(value, str) and _RESOLVER_CALL.search(value):
+        return f"resolver call {value!r}"
+    return None
+
+
+def saved_override_code(override: str) -> str | None:
+    """Why ``override`` (read from a run directory) could run code, or None when it cannot: a key
+    whose last part is one of ``CODE_KEYS``, such a key inside its value, a resolver call, or an
+    override Hydra cannot parse."""
+    try:
+        parsed = _parse(override)
+    except Exception:  # noqa: BLE001  not written by Hydra
+        return "it does not parse as an override"
+    key = parsed.key_or_group.split("@")[0]
+    if key.split(".")[-1] in CODE_KEYS:
+        return f"it sets {key}"
+    try:
+        value = parsed.value()
+    except Exception:  # noqa: BLE001  a sweep or other non-plain value: no run saves one
+        return "its value is not a plain value"
+    found = _code_in(value)
+    return f"its value holds a {found}" if found else None
+
+
+def _trusted(parsed: list) -> bool:
+    for p in parsed:
+        if p.key_or_group == "trust_checkpoint":
+            value = p.value()
+            if value not in (True, False):
+                raise ConfigError(f"trust_checkpoint must be true or false, got {value!r}")
+            return bool(value)
+    return False
+
+
 def resume_overrides(args: list[str]) -> list[str]:
     """The command line ``spectral-gan-train <args>`` runs: with ``ckpt_path=<file>`` in a run's
     ``checkpoints/`` folder, the run's own overrides first, then ``args``', and Hydra's output in
@@ -223,14 +283,22 @@ def resume_overrides(args: list[str]) -> list[str]:
                               f"the checkpoint elsewhere to start a new run from it")
     saved, resumes = _saved_overrides(run_dir)
     given = {p.key_or_group for p in parsed}
+    trusted = _trusted(parsed)
     base = []
     for o in saved or []:
         try:
             key = _parse(o).key_or_group
-        except Exception:  # noqa: BLE001  written by Hydra: parses; skip anything that does not
+        except Exception:  # noqa: BLE001  not an override Hydra can read (an old unquoted
+            continue       # ckpt_path): never applied
+        if key in given or key == "ckpt_path" or key.startswith("hydra."):
             continue
-        if key not in given and key != "ckpt_path" and not key.startswith("hydra."):
-            base.append(o)
+        why = saved_override_code(o)
+        if why and not trusted:
+            raise ConfigError(
+                f"refusing to resume from {run_dir}: its saved override {o!r} could run code "
+                f"({why}); nothing was run; pass trust_checkpoint=true only for a run directory "
+                f"you trust as you trust code, e.g. your own run with your own model or data")
+        base.append(o)
     own = [o for o, p in zip(overrides, parsed) if p.key_or_group not in ("hydra.run.dir", "hydra.output_subdir")]
     return flags + base + own + [f"hydra.run.dir={hydra_quote(run_dir)}",
                                  f"hydra.output_subdir={hydra_quote(f'.hydra/resume_{resumes + 1}')}"]

@@ -102,3 +102,49 @@ def test_a_run_is_quiet_speaks_in_generator_steps_and_resumes_by_ckpt_path_alone
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     error = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "a resume cannot change" in error[0]
+
+
+# --- a run directory is data, not code (issue 34, item 1) ---------------------------------------
+
+HOSTILE = [
+    ["loss._target_=tempfile.mkdtemp", "+loss.dir={where}", "+loss.prefix=pwned"],
+    ["generator={{_target_:tempfile.mkdtemp,dir:{where}}}"],
+    ["+data.extra=[1,{{_args_:[x]}}]"],
+    ["norm.module=tests.toy_norm"],
+    ["optimizer.g.lr=${{oc.env:HOME}}"],
+    ["+callbacks.evil._target_=tempfile.mkdtemp"],
+]
+
+
+@pytest.mark.parametrize("saved", HOSTILE)
+@pytest.mark.parametrize("where", ["overrides.yaml", "resume_1/overrides.yaml"])
+def test_a_resume_refuses_saved_overrides_that_name_code(tmp_path, saved, where):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    ckpt.touch()
+    target = tmp_path / "created_by_an_override"
+    target.mkdir()
+    (run / ".hydra" / where).parent.mkdir(parents=True, exist_ok=True)
+    (run / ".hydra" / where).write_text(
+        yaml.safe_dump(["data=ring", *[o.format(where=target) for o in saved]]))
+    with pytest.raises(ConfigError, match="could run code .*nothing was run; pass trust_checkpoint=true"):
+        resume_overrides([f"ckpt_path={ckpt}"])
+    assert list(target.iterdir()) == []
+    trusted = resume_overrides([f"ckpt_path={ckpt}", "trust_checkpoint=true"])
+    assert "trust_checkpoint=true" in trusted and "data=ring" in trusted
+
+
+def test_a_resume_of_a_hostile_run_dir_is_one_sentence_and_creates_nothing(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").touch()
+    target = tmp_path / "target"
+    target.mkdir()
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(
+        ["loss._target_=tempfile.mkdtemp", f"+loss.dir={target}", "+loss.prefix=pwned"]))
+    proc = run_train(f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "could run code" in proc.stderr
+    assert list(target.iterdir()) == []
