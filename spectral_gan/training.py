@@ -27,6 +27,7 @@ from spectral_gan.norms import NormHook, generator_weight_norms, import_methods,
 from spectral_gan.quiet import quiet_lightning
 from spectral_gan.resume import prepare_resume
 from spectral_gan.run_config import hparams_of, run_config
+from spectral_gan.run_directory import run_directory
 from spectral_gan.settings import GANSettings, RunPaths
 from spectral_gan.speed import apply_speed_options, validate_speed
 
@@ -154,7 +155,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Build everything from ``cfg`` and fit. Returns the run's paths and final step."""
     quiet_lightning(resuming=bool(cfg.get("ckpt_path")))
     settings = validate(cfg)
+    auto = cfg.get("ckpt_path") == "auto"
     resume_step = prepare_resume(cfg)
+    with run_directory(cfg.paths.run_dir, resuming=auto or bool(cfg.get("ckpt_path"))):
+        return _fit(cfg, settings, resume_step)
+
+
+def _fit(cfg: DictConfig, settings: GANSettings, resume_step: int) -> dict[str, Any]:
+    """Build everything and fit, in a run directory this process holds (``train``)."""
     if cfg.get("ckpt_path"):
         _info(f"Resuming {cfg.paths.run_dir} at generator step {resume_step} of {int(cfg.steps)} "
               f"from {cfg.ckpt_path}")

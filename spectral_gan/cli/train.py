@@ -21,6 +21,7 @@ from spectral_gan.cli.common import (CONFIG_DIR, compose_config, exit_if_plugin_
 from spectral_gan.config_tree import print_config_tree
 from spectral_gan.errors import ConfigError
 from spectral_gan.resume import resume_overrides
+from spectral_gan.run_directory import refuse_occupied_run_dir
 from spectral_gan.training import TrainingDiverged, train
 
 
@@ -84,11 +85,27 @@ def _main(cfg: DictConfig) -> float | None:
     return None
 
 
+def _refuse_occupied(args: list[str]) -> None:
+    """A single run into a ``hydra.run.dir`` that is locked or holds a run is refused before
+    Hydra writes its ``.hydra/`` there (``spectral_gan.run_directory``)."""
+    if any(a in ("-m", "--multirun") for a in args):
+        return
+    values = {}
+    for a in args:
+        key, sep, value = a.partition("=")
+        if sep and key in ("hydra.run.dir", "ckpt_path"):
+            values[key] = value.strip("'\"")
+    if "hydra.run.dir" in values:
+        refuse_occupied_run_dir(values["hydra.run.dir"],
+                                resuming=values.get("ckpt_path", "null") not in ("null", ""))
+
+
 def main() -> None:
     # A resume (ckpt_path=<run>/checkpoints/...) runs with the run's own overrides, in its run
     # directory: the command line is completed before Hydra reads it (spectral_gan.resume).
     try:
         sys.argv[1:] = resume_overrides(sys.argv[1:])
+        _refuse_occupied(sys.argv[1:])
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
