@@ -156,9 +156,15 @@ def render_table(study: dict, table: dict) -> str:
         diff_lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
     if table.get("intro"):
         out = table["intro"] + "\n\n" + out
-    out += (f"\n\nDifference from {table['baseline']}, mean over seeds with the {METHOD} "
-            f"(percentage points for high quality); **bold**: the interval excludes 0, beyond "
-            f"seed noise; n/a: no per-seed values.\n\n" + "\n".join(diff_lines))
+    if len(measured) > 1:  # a table of one setting (its baseline) has no difference to show
+        out += (f"\n\nDifference from {table['baseline']}, mean over seeds with the {METHOD} "
+                f"(percentage points for high quality); **bold**: the interval excludes 0, beyond "
+                f"seed noise; n/a: no per-seed values.\n\n" + "\n".join(diff_lines))
+    return _finish(out, table)
+
+
+def _finish(out: str, table: dict) -> str:
+    """The floor's sentence and the table's outro after a rendered "seeds" table."""
     floor = table.get("floor")
     if floor:
         value = reverse_kl_floor(floor["modes"], floor["samples"])
