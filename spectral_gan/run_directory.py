@@ -106,7 +106,7 @@ def run_directory(run_dir: str, resuming: bool) -> Iterator[None]:
 def refuse_occupied_run_dir(run_dir: str | None, resuming: bool) -> None:
     """Before Hydra writes ``.hydra/`` into ``run_dir`` (given on the command line): the
     refusals of :func:`run_directory`, without taking the lock."""
-    if not run_dir or not os.path.isdir(run_dir):
+    if not run_dir or not os.path.isdir(run_dir) or _rank() > 0:  # a DDP rank joins rank 0's run
         return
     path = os.path.join(run_dir, LOCK_NAME)
     if os.path.exists(path):
