@@ -46,14 +46,16 @@ results: $(STAMP)
 	$(PY) scripts/results.py render
 
 ## The default experiment on seeds 0-9 and three other roundings of seed 0, scored by the digit
-## classifier: a table in docs/results.md (13 runs of 10-11 min each, over 2 hours on 2 cores;
-## CHECK_ARGS="--seeds 0-2 --variants none" for 3 runs).
+## classifier: docs/results/check_default.json and its tables in docs/results.md (13 runs of
+## 10-11 min each, over 2 hours on 2 cores; CHECK_ARGS="--seeds 0-2 --variants none" for 3 runs;
+## --results F writes another page and F's data beside it).
 CHECK_ARGS ?=
 check-default: $(STAMP)
 	$(PY) scripts/check_default.py $(CHECK_ARGS)
 
 ## The class-conditional preset (experiment=mnist5k_cond) on seeds 0-2: class accuracy, IS, FID and
-## intra-class FID of each, a table in docs/results.md (about 30 min on 2 cores; COND_ARGS="--seeds 0-4").
+## intra-class FID of each: docs/results/check_conditional.json and its table in docs/results.md
+## (about 30 min on 2 cores; COND_ARGS="--seeds 0-4").
 COND_ARGS ?=
 check-conditional: $(STAMP)
 	$(PY) scripts/check_conditional.py $(COND_ARGS)

@@ -10,8 +10,10 @@ its own; its final checkpoint's EMA generator is then evaluated like `spectral-g
 class accuracy (the fraction of samples assigned to the class they were asked for), classifier
 IS and FID, and the intra-class classifier FID (each class's samples against that class's real
 digits, averaged). Required (issue 17): class accuracy of at least 95% on every seed. The table
-replaces the marked section of docs/results.md; raw numbers go to <root>/results.json. Exit
-status 1 when any run fails.
+of the runs and their raw numbers go to docs/results/check_conditional.json, rendered into
+docs/results.md as `make results` does (scripts/results.py); with --results another page, beside
+it (<page>.check_conditional.json) or to --data. Raw numbers also go to <root>/results.json.
+Exit status 1 when any run fails.
 """
 from __future__ import annotations
 
@@ -27,11 +29,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from check_default import device_of, parse_seeds, run_jobs, train_one  # noqa: E402
+from check_default import (RESULTS_MD, data_path, device_of, git_commit,  # noqa: E402
+                           parse_seeds, publish, run_jobs, shown_path, train_one, verdict_cell)
 from spectral_gan.checkpoint_eval import evaluate_checkpoint  # noqa: E402
-from spectral_gan.report.sections import write_marked_section  # noqa: E402
 
 EXPERIMENT = "mnist5k_cond"
+STUDY = "check_conditional"  # docs/results/check_conditional.json; data:check_conditional:runs
+HEADING = "Class-conditional digits over seeds"
 REQUIRED_ACCURACY = 0.95
 EVAL = {"num_samples": 2000, "batch_size": 250, "classifier": True, "intra_fid": True,
         "cache_dir": None}
@@ -44,27 +48,51 @@ def score(ckpt: str) -> dict:
             "weights": result["generator_weights"]}
 
 
-def table(results: list[dict], when: str, device: str) -> str:
-    lines = [
+COLUMNS = [{"name": "run"}, {"name": "wall time", "format": "{:.1f} min"},
+           {"name": "class accuracy", "format": "{:.1%}"},
+           {"name": "classifier IS", "format": "{:.2f}"},
+           {"name": "classifier FID", "format": "{:.1f}"},
+           {"name": "intra-class FID", "format": "{:.1f}"}, {"name": "pass"}]
+
+
+def table(results: list[dict], when: str, device: str) -> dict:
+    """The table of the runs (a ``"kind": "table"`` of scripts/results.py)."""
+    intro = (
         f"Measured {when} by `make check-conditional` on {device}: each run is `spectral-gan-train "
         f"experiment={EXPERIMENT} seed=S`, scored on 2,000 EMA samples with balanced labels by "
         f"the digit classifier. Required: class accuracy (samples the classifier assigns to the "
-        f"class they were asked for) of at least {REQUIRED_ACCURACY:.0%} on every seed.",
-        "",
-        "| run | wall time | class accuracy | classifier IS | classifier FID | intra-class FID | pass |",
-        "|---|---|---|---|---|---|---|",
-    ]
+        f"class they were asked for) of at least {REQUIRED_ACCURACY:.0%} on every seed.")
+    rows = []
     for r in results:
         q = r.get("quality")
         if q is None:
-            lines.append(f"| {r['name']} | {r['wall_s'] / 60:.1f} min | failed (exit "
-                         f"{r['returncode']}) | | | | **no** |")
+            rows.append([r["name"], r["wall_s"] / 60, f"failed (exit {r['returncode']})",
+                         None, None, None, verdict_cell(False)])
             continue
-        ok = q["class_accuracy"] >= REQUIRED_ACCURACY
-        lines.append(f"| {r['name']} | {r['wall_s'] / 60:.1f} min | {q['class_accuracy']:.1%} | "
-                     f"{q['is_classifier']:.2f} | {q['fid_classifier']:.1f} | "
-                     f"{q['intra_fid_classifier']:.1f} | {'yes' if ok else '**no**'} |")
-    return "\n".join(lines)
+        rows.append([r["name"], r["wall_s"] / 60, q["class_accuracy"], q["is_classifier"],
+                     q["fid_classifier"], q["intra_fid_classifier"],
+                     verdict_cell(q["class_accuracy"] >= REQUIRED_ACCURACY)])
+    return {"name": "runs", "kind": "table", "intro": intro, "columns": COLUMNS, "rows": rows}
+
+
+def study(results: list[dict], when: str, device: str, root: str,
+          notes: list[str] = ()) -> dict:
+    """The check as a study of docs/results/: the table of the runs (``notes`` after it) and
+    every run's raw numbers under "runs"."""
+    runs = table(results, when, device)
+    if notes:
+        runs["outro"] = "\n\n".join(notes)
+    return {
+        "study": STUDY,
+        "description": f"`make check-conditional`: experiment={EXPERIMENT} over seeds, each final "
+                       f"checkpoint's EMA generator scored by the digit classifier (2,000 samples, "
+                       f"balanced labels).",
+        "commands": [r["command"] for r in results],
+        "provenance": f"Written by scripts/check_conditional.py on "
+                      f"{datetime.date.today().isoformat()} from the runs under "
+                      f"{shown_path(root)} (their results.json).",
+        "commit": git_commit(), "device": device, "date": when, "tables": [runs], "runs": results,
+    }
 
 
 def main() -> int:
@@ -74,7 +102,12 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (threads split evenly)")
     parser.add_argument("--root", default=None, help="where runs go (default "
                         "outputs/check_conditional/<time>)")
-    parser.add_argument("--results", default=os.path.join(REPO, "docs", "results.md"))
+    parser.add_argument("--results", default=RESULTS_MD,
+                        help="the page the table goes to (default docs/results.md)")
+    parser.add_argument("--data", default=None,
+                        help="where the check's study goes (default docs/results/"
+                             "check_conditional.json for docs/results.md, else beside --results: "
+                             "<page>.check_conditional.json)")
     parser.add_argument("overrides", nargs="*", help="extra overrides for every run (after --)")
     args = parser.parse_args()
     when = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
@@ -83,20 +116,19 @@ def main() -> int:
     jobs = [(f"seed {s}", [f"seed={s}", *args.overrides]) for s in parse_seeds(args.seeds)]
     device = device_of(args.overrides)
     done: dict[str, dict] = {}
+    data_file = data_path(args.results, STUDY, args.data)
 
     def report() -> str:
         results = [done[name] for name, _ in jobs if name in done]
         for r in results:
             q = r.get("quality")
             r["passed"] = bool(q and q["class_accuracy"] >= REQUIRED_ACCURACY)
-        body = table(results, when[:10], device)
-        if len(results) < len(jobs):
-            body += f"\n\n(partial: {len(results)} of {len(jobs)} runs finished so far)"
+        notes = ([f"(partial: {len(results)} of {len(jobs)} runs finished so far)"]
+                 if len(results) < len(jobs) else [])
         with open(os.path.join(root, "results.json"), "w") as f:
             json.dump({"device": device, "runs": results}, f, indent=2)
-        write_marked_section(args.results, "check-conditional", body,
-                             "Class-conditional digits over seeds")
-        return body
+        return publish(study(results, when[:10], device, root, notes), args.results, data_file,
+                       HEADING)
 
     def train_job(job: tuple[str, list[str]]) -> dict:
         name, overrides = job
@@ -110,7 +142,7 @@ def main() -> int:
     os.makedirs(root, exist_ok=True)
     run_jobs(jobs, args.jobs, train_job, finished)
     print(report())
-    print(f"\nwrote {args.results} and {os.path.join(root, 'results.json')}")
+    print(f"\nwrote {args.results}, {data_file} and {os.path.join(root, 'results.json')}")
     return 0 if all(r["passed"] for r in done.values()) else 1
 
 

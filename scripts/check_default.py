@@ -8,9 +8,13 @@
 Each run is `spectral-gan-train experiment=mnist5k_sn seed=S` in a process and run directory of
 its own (so runs may go in parallel with --jobs), timed; then its final checkpoint is scored by
 the digit classifier (spectral_gan/report/digit_quality.py: classifier IS and FID of 2,000 EMA
-samples, the fraction of samples per digit, collapse checks). The table (seed, wall time, IS,
-FID, class balance, pass/fail) replaces the marked section of docs/results.md; the raw numbers go
-to <root>/results.json. Exit status 1 when any run fails the required criteria.
+samples, the fraction of samples per digit, collapse checks). The check's data (a table of the
+runs: wall time, IS, FID, class balance, pass/fail; IS and FID over the seeds; every run's raw
+numbers) go to docs/results/check_default.json, rendered into docs/results.md as `make results`
+does (scripts/results.py); with --results another page, beside it (<page>.check_default.json) or
+to --data, so a check of other settings leaves the committed default's data alone. The raw
+numbers also go to <root>/results.json (for --render, --rescore and resuming). Exit status 1
+when any run fails the required criteria.
 
 Variants of seed 0 (other roundings of the same experiment, issue #12):
   threads1   OMP_NUM_THREADS=1
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
+import importlib.util
 import json
 import os
 import subprocess
@@ -36,15 +42,18 @@ sys.path.insert(0, REPO)
 from spectral_gan.checkpoint import checkpoint_gen_step  # noqa: E402
 from spectral_gan.hardware import describe  # noqa: E402
 from spectral_gan.report import digit_quality as dq  # noqa: E402
-from spectral_gan.report.sections import markers, write_marked_section  # noqa: E402
+from spectral_gan.report.sections import markers, write_marked_sections  # noqa: E402
 
 EXPERIMENT = "mnist5k_sn"
+STUDY = "check_default"  # docs/results/check_default.json, sections data:check_default:<table>
+HEADING = "The default experiment over seeds"
+RESULTS_MD = os.path.join(REPO, "docs", "results.md")
 VARIANTS = {  # name: (overrides, environment)
     "threads1": ([], {"OMP_NUM_THREADS": "1"}),
     "bf16": (["trainer.precision=bf16-mixed"], {}),
     "nocl": (["speed.channels_last=false"], {}),
 }
-MARK_START, MARK_END = markers("check-default")
+MARK_START, MARK_END = markers(f"data:{STUDY}:runs")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -145,46 +154,145 @@ def device_of(overrides: list[str]) -> str:
     return describe(gpu=any(o in GPU_OVERRIDES for o in overrides))
 
 
-def table(results: list[dict], median: float, real_is: float, when: str,
-          device: str | None = None) -> str:
-    def mark(ok: bool) -> str:
-        return "yes" if ok else "**no**"
+def verdict_cell(ok: bool) -> str | dict:
+    """A pass/fail cell of a table: yes, or a bold no."""
+    return "yes" if ok else {"v": "no", "bold": True}
 
+
+COLUMNS = [{"name": "run"}, {"name": "wall time", "format": "{:.1f} min"},
+           {"name": "classifier IS", "format": "{:.2f}"}, {"name": "IS / real", "format": "{:.2f}"},
+           {"name": "classifier FID", "format": "{:.0f}"},
+           {"name": "classes min-max", "format": "{:.1%}-{:.1%}"}, {"name": "balanced"},
+           {"name": "FID ok"}, {"name": "IS target"}, {"name": "pass"}]
+
+
+def table(results: list[dict], median: float, real_is: float, when: str,
+          device: str | None = None) -> dict:
+    """The table of the runs (a ``"kind": "table"`` of scripts/results.py): each run's wall time,
+    scores and verdicts."""
     where = device or f"{os.cpu_count()} CPU cores"  # checks saved before the device was recorded
-    lines = [
+    intro = (
         f"Measured {when} by `make check-default` on {where}: each run is "
         f"`spectral-gan-train experiment={EXPERIMENT}` with the override named, scored on 2,000 "
         f"EMA samples by the digit classifier. Real held-out digits score classifier IS "
         f"{real_is:.2f}, so the IS target (0.7x) is {dq.IS_TARGET * real_is:.2f}. Required: every "
         f"class {dq.CLASS_MIN:.0%}-{dq.CLASS_MAX:.0%} of the predictions, FID at most "
         f"{dq.FID_FACTOR:g}x the median over the seeds ({median:.0f}, so <= "
-        f"{dq.FID_FACTOR * median:.0f}), no collapse.",
-        "",
-        "| run | wall time | classifier IS | IS / real | classifier FID | classes min-max | "
-        "balanced | FID ok | IS target | pass |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+        f"{dq.FID_FACTOR * median:.0f}), no collapse.")
+    rows = []
     for r in results:
         v = r["verdict"]
         if "quality" not in r:
-            lines.append(f"| {r['name']} | {r['wall_s'] / 60:.1f} min | failed (exit "
-                         f"{r['returncode']}) | | | | | | | **no** |")
+            rows.append([r["name"], r["wall_s"] / 60, f"failed (exit {r['returncode']})",
+                         None, None, None, None, None, None, verdict_cell(False)])
             continue
         q = r["quality"]
         fr = q["class_fractions"]
-        lines.append(
-            f"| {r['name']} | {r['wall_s'] / 60:.1f} min | {q['is_classifier']:.2f} | "
-            f"{v['is_ratio']:.2f} | {q['fid_classifier']:.0f} | {min(fr):.1%}-{max(fr):.1%} | "
-            f"{mark(v['balanced'])} | {mark(v['fid_ok'])} | {mark(v['is_target'])} | "
-            f"{mark(v['passed'])} |")
+        rows.append([r["name"], r["wall_s"] / 60, q["is_classifier"], v["is_ratio"],
+                     q["fid_classifier"], [min(fr), max(fr)],
+                     *(verdict_cell(v[k]) for k in ("balanced", "fid_ok", "is_target", "passed"))])
     variants = [f"{r['name']}: `{r['command']}`" for r in results if "," in r["name"]]
-    lines += ["", f"Commands: seed S: `spectral-gan-train experiment={EXPERIMENT} seed=S`"
-              + "".join(f"; {v}" for v in variants) + "."]
-    return "\n".join(lines)
+    seeds = [r for r in results if "," not in r["name"]]
+    setting = setting_of(seeds[0]).strip("`") if seeds else f"experiment={EXPERIMENT}"
+    outro = (f"Commands: seed S: `spectral-gan-train {setting} seed=S`"
+             + "".join(f"; {v}" for v in variants) + ".")
+    return {"name": "runs", "kind": "table", "intro": intro, "columns": COLUMNS, "rows": rows,
+            "outro": outro}
 
 
-def write_section(path: str, body: str) -> None:
-    write_marked_section(path, "check-default", body, "The default experiment over seeds")
+def setting_of(run: dict) -> str:
+    """A seed run's command without the program and the seed: what the seeds share."""
+    words = [w for w in run["command"].split() if w != "spectral-gan-train"
+             and not w.startswith("seed=")]
+    return "`" + " ".join(words) + "`"
+
+
+def seeds_table(results: list[dict]) -> dict | None:
+    """Classifier IS and FID over the scored seed runs (the roundings left out): mean ± std and
+    the per-seed values (a ``"kind": "seeds"`` table of one row); None without a scored seed."""
+    scored = [r for r in results if "," not in r["name"] and "quality" in r]
+    if not scored:
+        return None
+    label = setting_of(scored[0])
+    # "count": one decimal for the mean, a whole per-seed value without ".0"
+    return {"name": "seeds", "baseline": label,
+            "seeds": [int(r["name"].split()[-1]) for r in scored],
+            "metrics": {"is": "classifier IS", "fid": "classifier FID"},
+            "formats": {"is": "score", "fid": "count"},
+            "intro": "The seeds of the table above, without the other roundings of seed 0:",
+            "rows": [{"label": label, "values": [[r["quality"]["is_classifier"],
+                                                  r["quality"]["fid_classifier"]]
+                                                 for r in scored]}]}
+
+
+def shown_path(path: str) -> str:
+    """``path`` relative to the repository when inside it (outputs/...), else absolute."""
+    path = os.path.abspath(path)
+    return os.path.relpath(path, REPO) if path.startswith(REPO + os.sep) else path
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
+                              capture_output=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def study(results: list[dict], median: float, real_is: float, when: str, device: str | None,
+          root: str, notes: list[str] = ()) -> dict:
+    """The check as a study of docs/results/ (scripts/results.py): the table of the runs (with
+    ``notes`` after it), IS and FID over the seeds, and every run's raw numbers under "runs"."""
+    runs = table(results, median, real_is, when, device)
+    runs["outro"] = "\n\n".join([runs["outro"], *notes])
+    seeds = seeds_table(results)
+    return {
+        "study": STUDY,
+        "description": f"`make check-default`: experiment={EXPERIMENT} on seeds and other "
+                       f"roundings of seed 0, each final checkpoint scored by the digit classifier "
+                       f"(2,000 EMA samples).",
+        "commands": [r["command"] for r in results],
+        "provenance": f"Written by scripts/check_default.py on "
+                      f"{datetime.date.today().isoformat()} from the runs under "
+                      f"{shown_path(root)} (their results.json).",
+        "commit": git_commit(), "device": device or f"{os.cpu_count()} CPU cores", "date": when,
+        "tables": [runs] + ([seeds] if seeds else []),
+        "real_heldout_is": real_is, "median_fid": median, "runs": results,
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def results_script():
+    """scripts/results.py, the renderer of every study (`make results`), loaded by its path."""
+    path = os.path.join(REPO, "scripts", "results.py")
+    spec = importlib.util.spec_from_file_location("results_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def data_path(results_md: str, name: str = STUDY, data: str | None = None) -> str:
+    """Where a check's study goes: ``data`` when given; docs/results/<name>.json for the committed
+    page; else beside the page written (a draft, a check of other settings), so that such a check
+    leaves the committed data alone."""
+    if data:
+        return data
+    if os.path.abspath(results_md) == RESULTS_MD:
+        return os.path.join(REPO, "docs", "results", f"{name}.json")
+    return os.path.splitext(results_md)[0] + f".{name}.json"
+
+
+def publish(data: dict, results_md: str, data_file: str, heading: str = HEADING) -> str:
+    """Write a check's study to ``data_file`` and its tables, rendered as `make results` renders
+    them, between their markers in ``results_md``; the rendered text is returned."""
+    os.makedirs(os.path.dirname(os.path.abspath(data_file)), exist_ok=True)
+    with open(data_file, "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    render_table = results_script().render_table
+    bodies = {f"data:{data['study']}:{t['name']}": render_table(data, t) for t in data["tables"]}
+    write_marked_sections(results_md, bodies, heading)
+    return "\n\n".join(bodies.values())
 
 
 def measured_on(results_json: str, saved: dict) -> str:
@@ -199,23 +307,26 @@ def measured_on(results_json: str, saved: dict) -> str:
         return datetime.date.fromtimestamp(os.path.getmtime(results_json)).isoformat()
 
 
-def render(results_json: str, results_md: str) -> int:
-    """Rewrite the table from a finished check's results.json (with today's criteria)."""
+def render(results_json: str, results_md: str, data: str | None = None) -> int:
+    """Rewrite the check's study and tables from a finished check's results.json (with today's
+    criteria)."""
     with open(results_json) as f:
         saved = json.load(f)
     runs, real_is = saved["runs"], saved["real_heldout_is"]
     median = judge(runs, [r["name"] for r in runs if "," not in r["name"]], real_is)
-    body = table(runs, median, real_is, measured_on(results_json, saved), saved.get("device"))
+    notes = []
     if saved.get("rescored"):
-        body += (f"\n\nThe checkpoints of this check were scored again on {saved['rescored']} "
-                 "(`python scripts/check_default.py --rescore <root>`), with the scoring code of "
-                 "that day.")
-    write_section(results_md, body)
-    print(body)
+        notes.append(f"The checkpoints of this check were scored again on {saved['rescored']} "
+                     "(`python scripts/check_default.py --rescore <root>`), with the scoring code "
+                     "of that day.")
+    data_file = data_path(results_md, data=data)
+    print(publish(study(runs, median, real_is, measured_on(results_json, saved),
+                        saved.get("device"), os.path.dirname(os.path.abspath(results_json)), notes),
+                  results_md, data_file))
     return 0 if all(r["verdict"]["passed"] for r in runs) else 1
 
 
-def rescore(root: str, results_md: str) -> int:
+def rescore(root: str, results_md: str, data: str | None = None) -> int:
     """Score each run of an earlier check again (its checkpoints, today's scoring code) and
     rewrite its results.json and the table; wall times stay those of the training runs."""
     path = os.path.join(root, "results.json")
@@ -236,7 +347,7 @@ def rescore(root: str, results_md: str) -> int:
     saved["rescored"] = datetime.datetime.now().strftime("%Y-%m-%d")
     with open(path, "w") as f:
         json.dump(saved, f, indent=2)
-    return render(path, results_md)
+    return render(path, results_md, data)
 
 
 def main() -> int:
@@ -250,7 +361,12 @@ def main() -> int:
                              "thread count make run uses)")
     parser.add_argument("--root", default=None, help="where runs go (default "
                         "outputs/check_default/<date_time>)")
-    parser.add_argument("--results", default=os.path.join(REPO, "docs", "results.md"))
+    parser.add_argument("--results", default=RESULTS_MD,
+                        help="the page the tables go to (default docs/results.md)")
+    parser.add_argument("--data", default=None,
+                        help="where the check's study goes (default docs/results/"
+                             "check_default.json for docs/results.md, else beside --results: "
+                             "<page>.check_default.json)")
     parser.add_argument("--render", metavar="RESULTS_JSON", default=None,
                         help="train nothing: write the table of an earlier check's results.json")
     parser.add_argument("--rescore", metavar="ROOT", default=None,
@@ -259,9 +375,9 @@ def main() -> int:
     parser.add_argument("overrides", nargs="*", help="extra overrides for every run (after --)")
     args = parser.parse_args()
     if args.render:
-        return render(args.render, args.results)
+        return render(args.render, args.results, args.data)
     if args.rescore:
-        return rescore(args.rescore, args.results)
+        return rescore(args.rescore, args.results, args.data)
     variants = [] if args.variants in ("", "none") else args.variants.split(",")
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
@@ -281,19 +397,20 @@ def main() -> int:
         done = resume(jobs, seed_names, os.path.join(root, "results.json"))
         print(f"resuming {root}: {len(done)} run(s) already done", flush=True)
 
+    data_file = data_path(args.results, data=args.data)
+
     def report() -> str:
-        """Table and JSON of the runs finished so far, in job order (rewritten after each run,
+        """Tables and data of the runs finished so far, in job order (rewritten after each run,
         so a long check that is stopped still leaves its table)."""
         results = [done[name] for name, _, _ in jobs if name in done]
         median = judge(results, seed_names, real_is)
-        body = table(results, median, real_is, when[:10], device)
-        if len(results) < len(jobs):
-            body += f"\n\n(partial: {len(results)} of {len(jobs)} runs finished so far)"
+        notes = ([f"(partial: {len(results)} of {len(jobs)} runs finished so far)"]
+                 if len(results) < len(jobs) else [])
         with open(os.path.join(root, "results.json"), "w") as f:
             json.dump({"real_heldout_is": real_is, "median_fid": median, "device": device,
                        "when": when, "runs": results}, f, indent=2)
-        write_section(args.results, body)
-        return body
+        return publish(study(results, median, real_is, when[:10], device, root, notes),
+                       args.results, data_file)
 
     def finished(name: str, result: dict) -> None:
         done[name] = result
@@ -304,7 +421,7 @@ def main() -> int:
     run_jobs(todo, args.jobs, lambda job: train_one(*job, os.path.join(root, run_dir_name(job[0])),
                                                     threads), finished)
     print(report())
-    print(f"\nwrote {args.results} and {os.path.join(root, 'results.json')}")
+    print(f"\nwrote {args.results}, {data_file} and {os.path.join(root, 'results.json')}")
     results = list(done.values())
     return 0 if all(r["verdict"]["passed"] for r in results) else 1
 

@@ -71,34 +71,88 @@ def test_other_data_is_refused(cfg_factory, tmp_path):
         dq.evaluate_digits(str(tmp_path / "checkpoints" / "last.ckpt"), n=100)
 
 
-def test_check_default_seeds_and_results_section(tmp_path):
+QUALITY = {"checkpoint": "c", "gen_step": 1600, "weights": "ema", "n": 2000,
+           "is_classifier": 7.0, "fid_classifier": 400.0, "class_fractions": [0.1] * 10,
+           "diversity_ratio": 1.0, "collapsed": []}
+
+
+def check_runs() -> list[dict]:
+    return [{"name": "seed 0", "wall_s": 460.0, "returncode": 0,
+             "command": "spectral-gan-train experiment=mnist5k_sn seed=0", "quality": QUALITY},
+            {"name": "seed 1", "wall_s": 470.0, "returncode": 0,
+             "command": "spectral-gan-train experiment=mnist5k_sn seed=1",
+             "quality": {**QUALITY, "class_fractions": [0.5] + [0.5 / 9] * 9,
+                         "fid_classifier": 410.0}},
+            {"name": "seed 0, bf16", "wall_s": 300.0, "returncode": 1, "command": "c2"}]
+
+
+def test_check_default_writes_its_study_and_renders_it_as_make_results_does(tmp_path):
     assert check_default.parse_seeds("0-3,7") == [0, 1, 2, 3, 7]
     assert check_default.run_dir_name("seed 0, bf16") == "seed0_bf16"
-    results = tmp_path / "results.md"
-    results.write_text("# Results\n\nintro\n\n<!-- check-default:start -->\nold\n"
-                       "<!-- check-default:end -->\n\n## Later section\n")
-    check_default.write_section(str(results), "new table")
-    text = results.read_text()
-    assert "new table" in text and "old" not in text and "## Later section" in text
-    fresh = tmp_path / "fresh.md"
-    check_default.write_section(str(fresh), "first table")
-    assert check_default.MARK_START in fresh.read_text() and "first table" in fresh.read_text()
+    # the committed page's data is docs/results/; a draft's (or another --results) goes beside it
+    assert check_default.data_path(check_default.RESULTS_MD) == str(
+        REPO / "docs" / "results" / "check_default.json")
+    page = tmp_path / "results.md"
+    data = check_default.data_path(str(page))
+    assert data == str(tmp_path / "results.check_default.json")
+    assert check_default.data_path(str(page), data="x.json") == "x.json"
+
+    page.write_text("# Results\n\nintro\n\n<!-- data:check_default:runs:start -->\nold\n"
+                    "<!-- data:check_default:runs:end -->\n\n## Later section\n")
+    runs = check_runs()
+    median = check_default.judge(runs, ["seed 0", "seed 1"], real_is=9.0)
+    study = check_default.study(runs, median, 9.0, "2026-01-01", "CPU test", str(tmp_path),
+                                ["A note on these runs."])
+    check_default.publish(study, str(page), data)
+    text = page.read_text()
+    assert "old" not in text and "A note on these runs." in text
+    # the seeds table had no markers yet: a new section at the end holds it
+    assert text.index("## Later section") < text.index("<!-- data:check_default:seeds:start -->")
+    assert "| `experiment=mnist5k_sn` | 2 | 7.00 ± 0.00 | 405.0 ± 7.1 |" in text
+    saved = json.loads((tmp_path / "results.check_default.json").read_text())
+    assert saved["runs"][1]["verdict"]["passed"] is False and saved["commands"]
+    assert saved["tables"][1]["seeds"] == [0, 1]
+    # `make results` (scripts/results.py) renders the same page from the data file
+    script = check_default.results_script()
+    assert script.apply(text, {f"data:check_default:{t['name']}": script.render_table(saved, t)
+                               for t in saved["tables"]}) == text
+
+    fresh = tmp_path / "fresh.md"  # a page without the markers: one new section holds both
+    check_default.publish(study, str(fresh), str(tmp_path / "fresh.json"))
+    text = fresh.read_text()
+    assert text.count("## The default experiment over seeds") == 1
+    assert check_default.MARK_START in text and "<!-- data:check_default:seeds:end -->" in text
 
 
 def test_check_default_table_marks_failures():
-    quality = {"checkpoint": "c", "gen_step": 1600, "weights": "ema", "n": 2000,
-               "is_classifier": 7.0, "fid_classifier": 400.0, "class_fractions": [0.1] * 10,
-               "diversity_ratio": 1.0, "collapsed": []}
-    runs = [{"name": "seed 0", "wall_s": 460.0, "returncode": 0, "command": "c0", "quality": quality},
-            {"name": "seed 1", "wall_s": 470.0, "returncode": 0, "command": "c1",
-             "quality": {**quality, "class_fractions": [0.5] + [0.5 / 9] * 9}},
-            {"name": "seed 0, bf16", "wall_s": 300.0, "returncode": 1, "command": "c2"}]
+    runs = check_runs()
     median = check_default.judge(runs, ["seed 0", "seed 1"], real_is=9.0)
-    assert median == 400.0
+    assert median == 405.0
     assert [r["verdict"]["passed"] for r in runs] == [True, False, False]
-    text = check_default.table(runs, median, 9.0, "2026-01-01")
-    assert "| seed 1 | 7.8 min | 7.00 | 0.78 | 400 | 5.6%-50.0% | **no** |" in text
+    text = check_default.results_script().render_plain(
+        check_default.table(runs, median, 9.0, "2026-01-01"))
+    assert "| seed 1 | 7.8 min | 7.00 | 0.78 | 410 | 5.6%-50.0% | **no** | yes | yes | **no** |" in text
     assert "failed (exit 1)" in text and "seed 0, bf16: `c2`" in text
+    assert "FID at most 3x the median over the seeds (405, so <= 1215)" in text
+
+
+def test_check_conditional_table_and_study(tmp_path):
+    import check_conditional
+    q = {"class_accuracy": 0.969, "is_classifier": 9.12, "fid_classifier": 26.4,
+         "intra_fid_classifier": 74.2}
+    runs = [{"name": "seed 0", "wall_s": 1404.0, "returncode": 0, "command": "c0", "quality": q},
+            {"name": "seed 1", "wall_s": 582.0, "returncode": 0, "command": "c1",
+             "quality": {**q, "class_accuracy": 0.94}},
+            {"name": "seed 2", "wall_s": 60.0, "returncode": 1, "command": "c2"}]
+    study = check_conditional.study(runs, "2026-01-01", "CPU test", str(tmp_path), ["A note."])
+    page = tmp_path / "draft.md"
+    data = check_default.data_path(str(page), check_conditional.STUDY)
+    text = check_default.publish(study, str(page), data, check_conditional.HEADING)
+    assert "| seed 0 | 23.4 min | 96.9% | 9.12 | 26.4 | 74.2 | yes |" in text
+    assert "| seed 1 | 9.7 min | 94.0% | 9.12 | 26.4 | 74.2 | **no** |" in text
+    assert "failed (exit 1)" in text and text.endswith("A note.")
+    assert "<!-- data:check_conditional:runs:start -->" in page.read_text()
+    assert json.loads((tmp_path / "draft.check_conditional.json").read_text())["runs"] == runs
 
 
 def test_check_default_resumes_a_stopped_check(tmp_path):

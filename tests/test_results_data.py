@@ -78,3 +78,12 @@ def test_reference_rows_stay_out_of_the_statistics():
     out = script.render_table(study, table)
     assert "| paper | 10 trials | 7.8 |" in out
     assert "paper:" not in out and out.count("| paper") == 1
+
+
+def test_a_seeds_table_of_one_setting_gives_its_statistics_and_no_difference():
+    script = results_script()
+    study = {"metrics": {"is": "IS"}, "formats": {"is": "score"}, "seeds": [0, 1]}
+    out = script.render_table(study, {"name": "t", "baseline": "only",
+                                      "rows": [{"label": "only", "values": [[7.0], [7.2]]}]})
+    assert "| only | 2 | 7.10 ± 0.14 |" in out and "only: 7.00, 7.20" in out
+    assert "Difference from" not in out

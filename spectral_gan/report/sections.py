@@ -9,16 +9,26 @@ def markers(name: str) -> tuple[str, str]:
     return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
 
 
-def write_marked_section(path: str, name: str, body: str, heading: str) -> None:
-    """Put ``body`` between ``name``'s markers in ``path``; a file without them gets a new
-    ``## heading`` section at its end (a missing file becomes ``# Results`` and that section)."""
-    start, end = markers(name)
+def write_marked_sections(path: str, bodies: dict[str, str], heading: str) -> None:
+    """Put each ``bodies[name]`` between ``name``'s markers in ``path``; those the file lacks go,
+    in order, into one new ``## heading`` section at its end (a missing file becomes ``# Results``
+    and that section)."""
     text = open(path).read() if os.path.exists(path) else "# Results\n"
-    section = f"{start}\n{body}\n{end}"
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        text = head + section + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + f"\n\n## {heading}\n\n" + section + "\n"
+    missing = []
+    for name, body in bodies.items():
+        start, end = markers(name)
+        section = f"{start}\n{body}\n{end}"
+        if start in text and end in text:
+            head, rest = text.split(start, 1)
+            text = head + section + rest.split(end, 1)[1]
+        else:
+            missing.append(section)
+    if missing:
+        text = text.rstrip("\n") + f"\n\n## {heading}\n\n" + "\n\n".join(missing) + "\n"
     with open(path, "w") as f:
         f.write(text)
+
+
+def write_marked_section(path: str, name: str, body: str, heading: str) -> None:
+    """One section of :func:`write_marked_sections`."""
+    write_marked_sections(path, {name: body}, heading)
