@@ -160,20 +160,80 @@ def render_table(study: dict, table: dict) -> str:
         out += (f"\n\nDifference from {table['baseline']}, mean over seeds with the {METHOD} "
                 f"(percentage points for high quality); **bold**: the interval excludes 0, beyond "
                 f"seed noise; n/a: no per-seed values.\n\n" + "\n".join(diff_lines))
-    return _finish(out, table)
+    return _finish(out, table, study)
 
 
-def _finish(out: str, table: dict) -> str:
-    """The floor's sentence and the table's outro after a rendered "seeds" table."""
+def _finish(out: str, table: dict, study: dict | None = None) -> str:
+    """The floor's sentence, the plot's link and the table's outro after a "seeds" table."""
     floor = table.get("floor")
     if floor:
         value = reverse_kl_floor(floor["modes"], floor["samples"])
         out += (f"\n\nReverse KL floor: a perfect generator's expected reverse KL at {floor['modes']} "
                 f"modes and {floor['samples']:,} samples is (K-1)/(2N) = {value:.4f}; values that "
                 f"differ by less do not differ.")
+    if table.get("plot") and study is not None:
+        rel = os.path.relpath(plot_path(study, table), os.path.dirname(RESULTS))
+        out += f"\n\n![{study['study']}: {table['name']}, per seed and mean with its 95% interval]({rel})"
     if table.get("outro"):
         out += "\n\n" + table["outro"]
     return out
+
+
+IMAGES = os.path.join(REPO, "docs", "images", "results")
+
+
+def plot_path(study: dict, table: dict) -> str:
+    return os.path.join(IMAGES, f"{study['study']}_{table['name']}.png")
+
+
+def plot_table(study: dict, table: dict, path: str) -> None:
+    """One panel per metric: each setting's per-seed values (dots) and mean with its 95% t
+    interval (bar), the picture of a "seeds" table; rows without per-seed values are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from spectral_gan.report.significance import t_quantile
+
+    metrics = table.get("metrics", study.get("metrics"))
+    formats = table.get("formats", study.get("formats"))
+    rows = [r for r in table["rows"] if _columns(r, len(metrics)) is not None]
+    labels = [r["label"].replace("`", "") for r in rows]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics) + 2.5, 0.42 * len(rows) + 1.2),
+                             sharey=True, squeeze=False)
+    for ax, (i, key) in zip(axes[0], enumerate(metrics)):
+        scale = 100.0 if formats[key] == "percent" else 1.0
+        for y, row in enumerate(rows):
+            values = [v * scale for v in _columns(row, len(metrics))[i]]
+            ax.plot(values, [y] * len(values), "o", color="0.6", markersize=4)
+            mean = statistics.fmean(values)
+            half = (t_quantile(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
+                    if len(values) > 1 else 0.0)
+            ax.errorbar([mean], [y], xerr=[[half], [half]], fmt="D", color="black", markersize=5,
+                        capsize=3)
+        ax.set_title(metrics[key] + (" (%)" if scale == 100.0 else ""))
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(range(len(rows)), labels)
+    axes[0][0].invert_yaxis()
+    seeds = table.get("seeds", study.get("seeds"))
+    fig.suptitle(f"{study['study']}: {table['name']} (seeds {seeds[0]}-{seeds[-1]}; dots: seeds, "
+                 f"diamond and bar: mean and 95% t interval)", fontsize=9)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path, dpi=90, metadata={"Software": None})
+    plt.close(fig)
+
+
+def plots() -> list[str]:
+    """Draw the plot of every "seeds" table that asks for one (``"plot": true``)."""
+    drawn = []
+    for study in studies():
+        for table in study["tables"]:
+            if table.get("plot") and table.get("kind", "seeds") == "seeds":
+                plot_table(study, table, plot_path(study, table))
+                drawn.append(plot_path(study, table))
+    return drawn
 
 
 def studies() -> list[dict]:
@@ -234,6 +294,9 @@ def main(argv: list[str]) -> int:
         return 2
     with open(doc, "w") as f:
         f.write(new)
+    if "--no-plots" not in argv:
+        for path in plots():
+            print(f"drew {os.path.relpath(path, REPO)}")
     print(f"rendered {len(generated)} section(s) into {os.path.relpath(doc, REPO)}")
     return 0
 

@@ -53,11 +53,11 @@ def test_skip_mode_skips_a_bounded_number_of_updates(cfg_factory, tmp_path, chec
                           run_dir=tmp_path / "b"))
 
 
-def test_deferred_check_needs_an_optimizer_that_skips_on_device(cfg_factory):
-    fused = train(cfg_factory(*RING, "steps=1"))["module"]
+def test_deferred_check_needs_an_optimizer_that_skips_on_device(cfg_factory, tmp_path):
+    fused = train(cfg_factory(*RING, "steps=1", run_dir=tmp_path / "fused"))["module"]
     assert len(fused.guard._deferred) == 2  # fused Adam for D and G: no host sync per update
     plain = train(cfg_factory(*RING, "steps=1", "optimizer.d.fused=false",
-                              "optimizer.g.fused=false"))["module"]
+                              "optimizer.g.fused=false", run_dir=tmp_path / "plain"))["module"]
     assert plain.guard._deferred == set()  # falls back to the per-update host check
     with pytest.raises(ConfigError, match="divergence.check must be deferred or every_update"):
         train(cfg_factory(*RING, "divergence.check=sometimes", "steps=1"))
