@@ -88,3 +88,18 @@ def test_cli_pivot_bad_keys_say_what_exists(sweep, capsys):
     assert "no run of this sweep overrides 'lr'" in err and "sn_setting" in err
     assert compare([str(sweep), "--pivot", "norm", "sn_setting", "--metric", "metrics/fid"]) == 2
     assert "metrics/fid_classifier" in capsys.readouterr().err
+
+
+def test_cli_pivot_baseline_row_marks_the_differences_beyond_seed_noise(sweep, capsys):
+    assert compare([str(sweep), "--pivot", "norm", "sn_setting", "--baseline", "norm=none",
+                    "--no-plots"]) == 0
+    text = (sweep / "comparison.md").read_text()
+    fid = text.split(f"{FID}: each norm minus norm=none", 1)[1].split("\n\n", 2)[1]
+    sn_row = next(line for line in fid.splitlines() if line.startswith("| sn |")).split(" | ")
+    assert sn_row[1].startswith("**-80 [") and sn_row[2] == "n/a"  # B: one seed for sn
+    is_table = text.split(f"{IS}: each norm minus norm=none", 1)[1].split("\n\n", 2)[1]
+    sn_is = next(line for line in is_table.splitlines() if line.startswith("| sn |"))
+    assert "**" not in sn_is and "+0 [" in sn_is  # same values: no difference
+    assert compare([str(sweep), "--pivot", "norm", "sn_setting", "--baseline", "norm=bn",
+                    "--no-plots"]) == 2
+    assert "no such row; the rows are none, sn" in capsys.readouterr().err

@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="metric tag(s) for --pivot (default: every metrics/... tag logged)")
     parser.add_argument("--baseline", metavar="OVERRIDES",
                         help="the configuration to compare every other one with, by its "
-                             "overrides (e.g. 'norm=sn'): differences with Welch intervals")
+                             "overrides (e.g. 'norm=sn'): differences with Welch intervals; "
+                             "with --pivot ROWS COLUMNS, ROWS=<value> names the pivot's "
+                             "baseline row, compared in every column")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.sweep_dir):
         print(f"error: {args.sweep_dir} is not a directory; pass a sweep directory such as "
@@ -69,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     rows = table(runs)
     text = markdown(rows)
-    if args.baseline:
+    pivot_baseline = None
+    if args.pivot and args.baseline and args.baseline.partition("=")[0] == args.pivot[0]:
+        pivot_baseline = args.baseline.partition("=")[2]  # a row of the pivot tables
+    if args.baseline and pivot_baseline is None:
         configs = list(group(runs))
         try:
             baseline = pick_baseline(configs, args.baseline)
@@ -83,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         text += "\n\n" + "\n".join(f"- {n}" for n in notes)
     for metric in pivots:
         text += "\n\n" + pivot.markdown(runs, *args.pivot, metric)
+        if pivot_baseline is not None:
+            try:
+                text += "\n\n" + pivot.differences_markdown(runs, *args.pivot, metric, pivot_baseline)
+            except ValueError as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 2
     with open(os.path.join(args.sweep_dir, "comparison.md"), "w") as f:
         f.write(f"# Comparison of {len(runs)} runs in {len(rows)} configurations\n\n{text}\n")
     write_csv(rows, os.path.join(args.sweep_dir, "comparison.csv"))

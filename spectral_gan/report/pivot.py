@@ -73,6 +73,36 @@ def markdown(runs: list[Run], rows: str, columns: str, metric: str) -> str:
     return "\n".join(lines)
 
 
+def differences_markdown(runs: list[Run], rows: str, columns: str, metric: str, baseline: str) -> str:
+    """Each row's difference from the ``baseline`` row (a value of ``rows``) in every column:
+    mean over seeds with its Welch t interval (95%), bold when the interval excludes 0."""
+    from spectral_gan.report.significance import METHOD, welch
+
+    table = cells(runs, rows, columns, metric)
+    row_values, col_values = values_of(runs, rows), values_of(runs, columns)
+    if baseline not in row_values:
+        raise ValueError(f"--baseline {rows}={baseline}: no such row; the rows are "
+                         f"{', '.join(row_values)}")
+    lines = [f"{metric}: each {rows} minus {rows}={baseline} in the same column, mean over seeds "
+             f"with the {METHOD}; **bold**: beyond seed noise; n/a: fewer than two seeds a side.",
+             "", f"| {rows} \\ {columns} | " + " | ".join(col_values) + " |",
+             "|---|" + "---|" * len(col_values)]
+    for rv in row_values:
+        if rv == baseline:
+            continue
+        texts = []
+        for cv in col_values:
+            a, b = table.get((rv, cv)), table.get((baseline, cv))
+            d = welch(a["values"], b["values"]) if a and b else None
+            if d is None:
+                texts.append("n/a")
+                continue
+            text = f"{d.diff:+.3g} [{d.low:+.3g}, {d.high:+.3g}]"
+            texts.append(f"**{text}**" if d.beyond_noise else text)
+        lines.append(f"| {rv} | " + " | ".join(texts) + " |")
+    return "\n".join(lines)
+
+
 def plot(runs: list[Run], rows: str, columns: str, metric: str, out_dir: str) -> str:
     """One line per value of ``rows`` over the values of ``columns`` (mean, error bar = std over
     seeds); a cell whose runs all collapsed is drawn as an open marker. Returns the file written."""
