@@ -76,6 +76,12 @@ def differences(saved_config: dict[str, Any], current_config: dict[str, Any],
                 saved_state: dict[str, Any]) -> list[str]:
     """Each difference that would change the run, as ``key=<saved> in the checkpoint but
     <current> in the config``."""
+    from spectral_gan.norms.options import effective
+
+    saved_config, current_config = dict(saved_config), dict(current_config)
+    for config in (saved_config, current_config):  # the norm as it runs, not as it is spelled
+        if isinstance(config.get("norm"), dict):
+            config["norm"] = effective(config["norm"])
     saved, current = _flat(saved_config), _flat(current_config)
     diff = [f"{k}={saved[k]!r} in the checkpoint but {current.get(k)!r} in the config"
             for k in sorted(saved) if _compared(k) and saved[k] != current.get(k)]

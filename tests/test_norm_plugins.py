@@ -207,3 +207,13 @@ def test_monitor_and_lipschitz_name_no_method():
         strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
                    and isinstance(n.value, str)}
         assert not strings & methods, (module.__name__, strings & methods)
+
+
+def test_cli_refuses_another_methods_option_in_one_sentence_not_hydras_struct_error(tmp_path):
+    from tests.conftest import run_cli
+    proc = run_cli("data=ring", "generator=mlp", "discriminator=mlp", "norm=sn", "norm.target=2",
+                   "norm.scale=1.0", "trainer=cpu", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert ("norm.weight=sn does not take options 'scale', 'target'" in proc.stderr
+            or "norm.weight=sn does not take options 'target', 'scale'" in proc.stderr), proc.stderr
+    assert "not in struct" not in proc.stderr and "Traceback" not in proc.stderr

@@ -99,10 +99,12 @@ def test_hook_rejects_unknown_norm_with_valid_options():
 
 
 def test_hook_passes_only_accepted_options():
-    # scale=1.0 and gate=none are the shared config's entries for bsn and osn: not given
-    hook = NormHook(weight="sn", n_power_iterations=3, eps=1e-8, scale=1.0, gate="none",
+    # null is "not given"; a value equal to another method's default is given, and refused
+    hook = NormHook(weight="sn", n_power_iterations=3, eps=1e-8, scale=None, gate=None,
                     threshold=None)
     assert hook.options == {"n_power_iterations": 3, "eps": 1e-8}
+    with pytest.raises(ConfigError, match="norm.weight=sn does not take option 'scale'"):
+        NormHook(weight="sn", scale=1.0)
     layer = hook.wrap(nn.Linear(4, 4), "fc")
     assert layer.parametrizations.weight[0].n_power_iterations == 3
     assert list(hook.wrapped) == ["fc"]
@@ -121,5 +123,28 @@ def test_hook_refuses_an_option_the_method_does_not_take():
 
 def test_hook_routes_options_to_the_method_that_declares_them():
     assert NormHook(weight="bsn", scale=2.0).options["scale"] == 2.0
-    assert NormHook(weight="osn", gate="logit_gap", momentum=0.1).options["gate"] == "logit_gap"
-    assert NormHook(weight="none", feature="batch", n_power_iterations=1).options == {}
+    assert NormHook(weight="osn", gate="logit_gap", momentum=None).options == {"gate": "logit_gap"}
+    with pytest.raises(ConfigError, match="norm.weight=none does not take option 'n_power_iterations'"):
+        NormHook(weight="none", feature="batch", n_power_iterations=1)
+
+
+OLD_SHARED_NORM = {  # configs/norm/none.yaml before the options became null: every method's default
+    "_target_": "spectral_gan.norms.NormHook", "module": None, "weight": "sn", "feature": "none",
+    "penalty": "none", "penalty_weight": None, "apply_to": "all", "n_power_iterations": 1,
+    "eps": 1e-12, "scale": 1.0, "learnable_scale": "none", "learn_scale": False, "momentum": 0.1,
+    "center": "auto", "mode": "clip", "threshold": 1.0, "gate": "none", "gate_on": 2.0,
+    "gate_off": 1.0, "layers": "all"}
+
+
+def test_a_checkpoint_of_the_old_shared_options_resumes_under_todays_null_options(cfg_factory):
+    from spectral_gan.norms.options import effective
+    from spectral_gan.resume import differences
+    from spectral_gan.run_config import run_config
+
+    today = run_config(cfg_factory("data=ring", "generator=mlp", "discriminator=mlp", "norm=sn"))
+    assert today["norm"]["scale"] is None and today["norm"]["n_power_iterations"] is None
+    saved = {**today, "norm": OLD_SHARED_NORM}
+    assert effective(OLD_SHARED_NORM) == effective(today["norm"])
+    assert not [d for d in differences(saved, today, {}) if d.startswith("norm")]
+    changed = {**today, "norm": {**OLD_SHARED_NORM, "n_power_iterations": 2}}
+    assert any(d.startswith("norm.n_power_iterations=2") for d in differences(changed, today, {}))

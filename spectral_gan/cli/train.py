@@ -85,6 +85,25 @@ def _main(cfg: DictConfig) -> float | None:
     return None
 
 
+def _norm_options_reach_the_method(args: list[str]) -> list[str]:
+    """``norm.<option>=v`` as ``++norm.<option>=v``: set or added, so that an option the chosen
+    method does not take reaches ``NormHook``, which refuses it in one sentence naming the
+    method's options, instead of Hydra's struct error for a key no preset lists (a plugin's
+    option under another method)."""
+    import yaml
+
+    with open(os.path.join(CONFIG_DIR, "norm", "none.yaml")) as f:
+        listed = set(yaml.safe_load(f))  # every preset has these keys: left as the user wrote them
+    out = []
+    for a in args:
+        key, sep, _ = a.partition("=")
+        if (sep and key.startswith("norm.") and key.count(".") == 1 and key[5:] not in listed
+                and not a.startswith(("+", "~"))):
+            a = "++" + a
+        out.append(a)
+    return out
+
+
 def _refuse_occupied(args: list[str]) -> None:
     """A single run into a ``hydra.run.dir`` that is locked or holds a run is refused before
     Hydra writes its ``.hydra/`` there (``spectral_gan.run_directory``)."""
@@ -104,7 +123,7 @@ def main() -> None:
     # A resume (ckpt_path=<run>/checkpoints/...) runs with the run's own overrides, in its run
     # directory: the command line is completed before Hydra reads it (spectral_gan.resume).
     try:
-        sys.argv[1:] = resume_overrides(sys.argv[1:])
+        sys.argv[1:] = _norm_options_reach_the_method(resume_overrides(sys.argv[1:]))
         _refuse_occupied(sys.argv[1:])
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -49,9 +49,8 @@ class NormHook:
             ``spectral_gan.norms`` registers itself (``registry.import_methods``).
         **options: options of the methods (``n_power_iterations``, ``scale``, ...). Each goes to
             the chosen method(s) that declare it; an option that neither takes is refused with a
-            ``ConfigError``. Not counted as given: ``None`` (the method's own default), and a value
-            equal to the default of a registered method that takes the option (the entries
-            ``configs/norm/none.yaml`` lists for every method). See ``norms.options``.
+            ``ConfigError``, whatever its value; ``None`` is not given (the method's own
+            default). See ``norms.options``.
     """
 
     def __init__(self, weight: str = "none", feature: str = "none", penalty: str = "none",
