@@ -18,7 +18,7 @@ from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm, _update_n, 
 from pytorch_lightning.plugins import TorchCheckpointIO  # lightning_fabric's, re-exported
 from pytorch_lightning.trainer.connectors.signal_connector import _HandlersCompose
 
-from spectral_gan.errors import ConfigError
+from spectral_gan.errors import ConfigError, RunEnvironmentError
 from spectral_gan.metrics.registry import higher_is_better
 from spectral_gan.resume import stored_best
 from spectral_gan.schedule import gen_steps
@@ -53,6 +53,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
+        except OSError as err:  # full disk, file size limit, permissions: the machine's
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            kept = ("the previous checkpoint there is intact" if os.path.exists(path)
+                    else "no earlier checkpoint had that name")
+            raise RunEnvironmentError(
+                f"cannot write the checkpoint {path} ({err.strerror or err}); {kept}; free space "
+                f"(or raise the limit) and resume with ckpt_path=auto") from None
         except BaseException:
             if os.path.exists(tmp):
                 os.remove(tmp)

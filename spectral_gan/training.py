@@ -55,9 +55,51 @@ def check_integers(cfg: DictConfig) -> None:
             raise ConfigError(f"{key} must be an integer, got {value!r}")
 
 
+# Integer values of the data node that models and data modules read with int().
+DATA_INTEGER_KEYS = ("image_size", "channels", "num_modes", "batch_size", "num_workers")
+
+
+def check_missing(cfg: DictConfig) -> None:
+    """A value left ``???`` (MISSING) by its config group is one sentence naming the key and how
+    to give it, not omegaconf's MissingMandatoryValue from inside instantiate."""
+    from omegaconf import OmegaConf
+
+    def walk(node: Any, prefix: str):  # unresolved: a bad value elsewhere must not raise here
+        if isinstance(node, dict):
+            for k, v in node.items():
+                yield from walk(v, f"{prefix}{k}.")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                yield from walk(v, f"{prefix}{i}.")
+        elif node == "???":
+            yield prefix[:-1]
+
+    missing = sorted(k for k in walk(OmegaConf.to_container(cfg, resolve=False), "")
+                     if not k.startswith("hydra."))  # Hydra's own, filled in at run time
+    if missing:
+        example = " ".join(f"{k}=<value>" for k in missing[:3])
+        hint = " (a folder of images)" if "data.root" in missing else ""
+        raise ConfigError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set"
+                          f"{hint}; give {'it' if len(missing) == 1 else 'them'} on the command "
+                          f"line: {example}")
+
+
+def check_data_integers(cfg: DictConfig) -> None:
+    data = cfg.get("data") or {}
+    for key in DATA_INTEGER_KEYS:
+        value = data.get(key)
+        if value is None:
+            continue
+        whole = (isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
+        if isinstance(value, bool) or not whole or value < 0:
+            raise ConfigError(f"data.{key} must be a whole number, got {value!r}")
+
+
 def validate(cfg: DictConfig) -> GANSettings:
     """Reject settings that cannot train, before anything is built; the loop's settings."""
+    check_missing(cfg)
     check_integers(cfg)
+    check_data_integers(cfg)
     if int(cfg.steps) < 1:
         raise ConfigError(f"steps must be a positive integer, got {cfg.steps}")
     if int(cfg.checkpoint_every) < 1:

@@ -97,6 +97,29 @@ def test_one_bad_optimizer_value_does_not_stop_a_sweep(tmp_path):
     assert "Trained 2 generator steps" in proc.stdout  # the good job ran after the bad one
 
 
+@pytest.mark.parametrize("override,message", [
+    ("data=image_folder", r"^data.root is not set \(a folder of images\); give it on the command line"),
+    ("data.image_size=abc", r"^data.image_size must be a whole number, got 'abc'"),
+])
+def test_missing_and_non_integer_data_values_are_one_sentence_before_anything_is_built(
+        cfg_factory, tmp_path, override, message):
+    run = tmp_path / "run"
+    with pytest.raises(ConfigError, match=message):
+        train(cfg_factory(override, "steps=1", run_dir=run))
+    assert not run.exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (("generator=mlp", "generator.hidden=abc"), "error: cannot build generator from its config ("),
+    (("hydra.run.dir=/proc/no/such/dir",), "error: cannot write /proc/no/such/dir ("),
+    (("data=image_folder",), "error: data.root is not set"),
+])
+def test_values_and_places_that_cannot_work_exit_2_in_one_sentence(tmp_path, args, message):
+    proc = run_cli("data=ring", "discriminator=mlp", "steps=1", *args, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_steps_abc_exits_2_without_a_traceback(tmp_path):
     proc = run_cli("steps=abc", cwd=tmp_path, timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]

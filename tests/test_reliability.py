@@ -13,7 +13,7 @@ from PIL import Image
 
 from spectral_gan.callbacks import AtomicCheckpointIO
 from spectral_gan.data import ImageFolderDataModule
-from spectral_gan.errors import ConfigError, DatasetNotFoundError
+from spectral_gan.errors import ConfigError, DatasetNotFoundError, RunEnvironmentError
 from spectral_gan.training import TrainingDiverged, train
 from tests.conftest import crash_mid_write, run_cli
 from tests.test_train import RING, scalars
@@ -131,7 +131,8 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     io.save_checkpoint({"step": 1}, path)
 
     monkeypatch.setattr("lightning_fabric.plugins.io.torch_io._atomic_save", crash_mid_write)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(RunEnvironmentError, match=r"cannot write the checkpoint .*last.ckpt "
+                                                  r"\(disk full\); the previous checkpoint there is intact"):
         io.save_checkpoint({"step": 2}, path)
     assert torch.load(path, weights_only=True) == {"step": 1}  # the previous one, whole
 

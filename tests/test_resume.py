@@ -20,7 +20,7 @@ from spectral_gan.callbacks import AtomicCheckpointIO
 from spectral_gan.data import ImageFolderDataModule
 from spectral_gan.data.base import ResumableSampler
 from spectral_gan.divergence import DivergenceGuard, DivergenceSettings
-from spectral_gan.errors import ConfigError
+from spectral_gan.errors import ConfigError, RunEnvironmentError
 from spectral_gan.metrics.registry import higher_is_better
 from spectral_gan.module import GAN
 from spectral_gan.training import train
@@ -170,7 +170,7 @@ def test_failed_checkpoint_write_leaves_no_temp_file_and_writes_are_fsynced(tmp_
     assert len(synced) == 2  # the file, then its folder
 
     monkeypatch.setattr("lightning_fabric.plugins.io.torch_io._atomic_save", crash_mid_write)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(RunEnvironmentError, match="disk full"):
         io.save_checkpoint({"step": 2}, tmp_path / "last.ckpt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
     assert torch.load(tmp_path / "last.ckpt", weights_only=True) == {"step": 1}

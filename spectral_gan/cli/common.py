@@ -57,12 +57,31 @@ def config_error_in(err: BaseException | None) -> ConfigError | None:
     return None
 
 
+def _bad_value_in(err: BaseException) -> str | None:
+    """One sentence for a value a target could not take (Hydra's InstantiationException around a
+    ValueError or TypeError raised while building a config node), else None."""
+    from hydra.errors import InstantiationException
+
+    if not isinstance(err, InstantiationException):
+        return None
+    inner = err.__cause__ or err.__context__
+    if not isinstance(inner, (ValueError, TypeError)):
+        return None
+    text = str(err)
+    node = text.rsplit("full_key:", 1)[1].strip().split()[0] if "full_key:" in text else "a node"
+    return (f"cannot build {node} from its config ({type(inner).__name__}: "
+            f"{str(inner).splitlines()[0] if str(inner) else 'bad value'}); check the values given "
+            f"for {node}.* and the data.* it reads")
+
+
 def report_config_error(err: BaseException) -> bool:
-    """Print the ConfigError behind ``err`` as one line; False if there is none."""
+    """Print the ConfigError behind ``err`` as one line (or the value a config node could not
+    take); False if there is none."""
     cause = config_error_in(err)
-    if cause is None:
+    message = str(cause) if cause is not None else _bad_value_in(err)
+    if message is None:
         return False
-    print(f"error: {cause}", file=sys.stderr)
+    print(f"error: {message}", file=sys.stderr)
     return True
 
 

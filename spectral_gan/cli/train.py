@@ -119,12 +119,40 @@ def _refuse_occupied(args: list[str]) -> None:
                                 resuming=values.get("ckpt_path", "null") not in ("null", ""))
 
 
+def _refuse_unwritable(args: list[str]) -> None:
+    """The folder a run or sweep writes to must be creatable and writable: one sentence naming
+    it, before Hydra's traceback from creating it (``hydra.run.dir``/``hydra.sweep.dir`` as given,
+    else the output root: $SPECTRAL_GAN_OUTPUTS or ./outputs)."""
+    if any(a in ("-h", "--help", "--hydra-help", "-c", "--cfg", "--info") for a in args):
+        return  # nothing will be written
+    target = None
+    for a in args:
+        key, sep, value = a.partition("=")
+        if sep and key in ("hydra.run.dir", "hydra.sweep.dir"):
+            target = value.strip("'\"")
+    if target is None:
+        target = os.environ.get("SPECTRAL_GAN_OUTPUTS") or os.path.join(os.getcwd(), "outputs")
+    if "${" in target:  # an interpolation (Hydra's default timestamped folder): its parent
+        target = target.split("${", 1)[0] or os.getcwd()
+    try:  # created now rather than by Hydra (it would be anyway), and written to once
+        os.makedirs(target, exist_ok=True)
+        probe = os.path.join(target, f".write-test-{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as err:
+        raise ConfigError(f"cannot write {target} ({err.strerror or err}); choose another place "
+                          f"with hydra.run.dir=<dir> (one run), hydra.sweep.dir=<dir> (-m) or "
+                          f"SPECTRAL_GAN_OUTPUTS=<dir>") from None
+
+
 def main() -> None:
     # A resume (ckpt_path=<run>/checkpoints/...) runs with the run's own overrides, in its run
     # directory: the command line is completed before Hydra reads it (spectral_gan.resume).
     try:
         sys.argv[1:] = _norm_options_reach_the_method(resume_overrides(sys.argv[1:]))
         _refuse_occupied(sys.argv[1:])
+        _refuse_unwritable(sys.argv[1:])
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
