@@ -5,10 +5,13 @@ from scripts and tests with a config from ``spectral_gan.cli.train.compose_train
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import math
 import os
+import signal
+import threading
 import warnings
 from typing import Any
 
@@ -199,8 +202,25 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     settings = validate(cfg)
     auto = cfg.get("ckpt_path") == "auto"
     resume_step = prepare_resume(cfg)
-    with run_directory(cfg.paths.run_dir, resuming=auto or bool(cfg.get("ckpt_path"))):
+    with run_directory(cfg.paths.run_dir, resuming=auto or bool(cfg.get("ckpt_path"))), \
+            signal_handlers_restored():
         return _fit(cfg, settings, resume_step)
+
+
+@contextlib.contextmanager
+def signal_handlers_restored():
+    """SIGTERM's and SIGINT's handlers as they were before the run, whatever Lightning and the
+    interrupt callback installed: in a long-lived process (a sequential sweep, the benchmark)
+    each Trainer would otherwise chain onto the last one's stale handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
 
 
 def _fit(cfg: DictConfig, settings: GANSettings, resume_step: int) -> dict[str, Any]:

@@ -87,14 +87,28 @@ def test_bad_optimizer_values_are_one_sentence_before_anything_is_built(cfg_fact
         train(cfg_factory("data=ring", "generator=mlp", "discriminator=mlp", "steps=1", override))
 
 
-def test_one_bad_optimizer_value_does_not_stop_a_sweep(tmp_path):
-    proc = run_cli("-m", "data=ring", "generator=mlp", "discriminator=mlp", "steps=2",
-                   "optimizer.d.lr=-1,2e-4", "debug=quiet", "trainer.accelerator=cpu",
-                   cwd=tmp_path, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+def test_one_bad_job_does_not_stop_a_sweep_and_is_recorded_counted_and_compared(tmp_path):
+    from spectral_gan.cli.compare import main as compare
+    from spectral_gan.run_status import read_status
+
+    sweep = tmp_path / "sweep"
+    args = ("-m", "data=ring", "generator=mlp", "discriminator=mlp", "steps=2",
+            "optimizer.d.lr=-1,2e-4", "debug=quiet", "trainer.accelerator=cpu",
+            f"hydra.sweep.dir={sweep}")
+    proc = run_cli(*args, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-2000:]  # the number of failed jobs
     assert "optimizer.d.lr must be a positive number, got -1" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert "1 of 2 jobs failed" in proc.stderr and "Traceback" not in proc.stderr
     assert "Trained 2 generator steps" in proc.stdout  # the good job ran after the bad one
+    bad, good = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert read_status(str(bad))["status"] == "failed" and read_status(str(good))["status"] == "finished"
+    assert compare([str(sweep), "--no-plots"]) == 0
+    table = (sweep / "comparison.md").read_text()
+    bad_row = next(line for line in table.splitlines() if "optimizer.d.lr=-1" in line).split(" | ")
+    assert bad_row[3] == "1"  # the failed column
+    again = run_cli(*args, cwd=tmp_path, timeout=300)  # the same sweep again: the finished job skipped
+    assert "finished in an earlier run of this sweep; skipped" in again.stdout
+    assert "Trained 2 generator steps" not in again.stdout
 
 
 @pytest.mark.parametrize("override,message", [

@@ -95,7 +95,7 @@ def test_sigterm_saves_and_resume_continues(tmp_path):
         time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err[-2000:]
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
     assert "Interrupted by SIGTERM" in out
     run = next(runs.iterdir())
     state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
@@ -181,3 +181,37 @@ def test_ckpt_path_auto_resumes_only_when_the_run_has_a_checkpoint(cfg_factory, 
 def test_unknown_divergence_action_is_refused(cfg_factory):
     with pytest.raises(ConfigError, match="divergence.action must be stop or skip"):
         train(cfg_factory(*RING, "divergence.action=ignore", "steps=1"))
+
+
+def test_sigterm_stops_a_sequential_sweep_and_its_rerun_resumes_and_goes_on(tmp_path):
+    """Issue 34, item 6: job 0 saves and the process exits 143 without starting job 1; the same
+    command again resumes job 0 from its checkpoint and then runs job 1."""
+    from spectral_gan.run_status import read_status
+
+    sweep = tmp_path / "sweep"
+    args = ["-m", *RING, "steps=150", "seed=1,2", "eval.every=0", "log_every=1",
+            "callbacks.progress_bar.refresh_rate=0", "hydra/launcher=basic",
+            f"hydra.sweep.dir={sweep}", "extras.print_config=false"]
+    env = dict(os.environ, SPECTRAL_GAN_OUTPUTS=str(tmp_path / "outputs"), PYTHONWARNINGS="ignore")
+    proc = subprocess.Popen([sys.executable, "-m", "spectral_gan.cli.train", *args], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # job 0 under way
+        events = list(sweep.glob("0_*/tb/events.*")) if sweep.exists() else []
+        if events and events[0].stat().st_size > 2000:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [p.name[:2] for p in jobs] == ["0_"]  # job 1 never started
+    assert read_status(str(jobs[0]))["status"] == "interrupted"
+    stopped_at = torch.load(jobs[0] / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert 0 < stopped_at < 300
+    again = run_cli(*args, cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.count("Trained 150 generator steps") == 2
+    assert "Resuming" in again.stdout + again.stderr
+    assert [read_status(str(p))["status"] for p in sorted(q for q in sweep.iterdir() if q.is_dir())] \
+        == ["finished", "finished"]

@@ -32,6 +32,7 @@ from spectral_gan.report.compare import (METRICS, differences, differences_markd
                                          group, markdown, pick_baseline, short_labels, table,
                                          write_csv, write_plots)
 from spectral_gan.report.runs import read_sweep
+from spectral_gan.run_status import read_status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no runs with TensorBoard logs (tb/) under {args.sweep_dir}", file=sys.stderr)
         return 2
     for run in runs:
+        if run.failed:
+            reason = (read_status(run.path) or {}).get("reason") or "see its status.json"
+            print(f"warning: {run.path} failed ({reason}); its row counts it under 'failed'",
+                  file=sys.stderr)
         if run.incomplete:
             print(f"warning: {run.path} logged up to generator step {run.last_step} of "
                   f"{run.expected_steps} (crashed, killed, still running, or a truncated event "

@@ -5,23 +5,28 @@ configs/ by ``_target_``.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import time
+import traceback
 from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from spectral_gan import config_resolvers
+from spectral_gan.cli import sweep_status
 from spectral_gan.cli.common import (CONFIG_DIR, compose_config, exit_if_plugin_missing,
-                                     report_config_error)
+                                     config_error_in, report_config_error)
 from spectral_gan.config_tree import print_config_tree
 from spectral_gan.errors import ConfigError
 from spectral_gan.resume import resume_overrides
-from spectral_gan.run_directory import refuse_occupied_run_dir
+from spectral_gan.run_directory import holds_run, refuse_occupied_run_dir
+from spectral_gan.run_status import read_status, write_status
 from spectral_gan.training import TrainingDiverged, train
 
 
@@ -59,6 +64,15 @@ def _main(cfg: DictConfig) -> float | None:
     # drops resolvers registered at import time in some launch paths: register again here.
     config_resolvers.register()
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    run_dir = cfg.paths.run_dir
+    if multirun and not cfg.get("ckpt_path"):  # a rerun of the same sweep: continue, don't redo
+        previous = read_status(run_dir)
+        if previous and previous["status"] in ("finished", "diverged"):
+            print(f"{run_dir}: {previous['status']} in an earlier run of this sweep; skipped")
+            return None
+        if holds_run(run_dir):
+            with open_dict(cfg):
+                cfg.ckpt_path = "auto"
     if (cfg.get("extras") or {}).get("print_config"):
         print_config_tree(cfg)
     started = time.monotonic()
@@ -66,16 +80,36 @@ def _main(cfg: DictConfig) -> float | None:
         result = train(cfg)
     except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
+        write_status(run_dir, "diverged", str(err))
         if multirun:  # the other jobs of the sweep go on; the comparison counts the divergence
             return None
         sys.exit(3)
     except Exception as err:  # noqa: BLE001  unwrap Hydra's InstantiationException
-        if not report_config_error(err):
+        reported = report_config_error(err)
+        if reported:
+            write_status(run_dir, "failed", str(config_error_in(err) or err))
+        elif multirun:  # a crash: recorded, its traceback kept, the other jobs go on
+            trace = os.path.join(run_dir, "error.log")
+            with contextlib.suppress(OSError):
+                with open(trace, "w") as f:
+                    f.write(traceback.format_exc())
+            print(f"error: the job in {run_dir} crashed ({type(err).__name__}: {err}); its "
+                  f"traceback is in {trace}; the other jobs go on", file=sys.stderr)
+            write_status(run_dir, "failed", f"{type(err).__name__}: {err}")
+            return None
+        else:
+            write_status(run_dir, "failed", f"{type(err).__name__}: {err}")
             raise
         if multirun:
             return None
         sys.exit(2)
     _report(result, time.monotonic() - started)
+    if result.get("interrupted"):
+        i = result["interrupted"]
+        write_status(run_dir, "interrupted", f"{i['signal']} after generator step {i['gen_step']}")
+        # The whole process stops (a sweep does not start its next job); 128 + signal number.
+        sys.exit(128 + int(signal.Signals[i["signal"]]))
+    write_status(run_dir, "finished")
     if cfg.get("optimized_metric"):  # what a hyperparameter sweeper (optuna) minimizes
         value = result["metrics"].get(cfg.optimized_metric)
         if value is None:
@@ -157,7 +191,13 @@ def main() -> None:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     exit_if_plugin_missing("train")
+    sweep_status.LAST.clear()
     _main()
+    failed = sweep_status.LAST.get("failed")
+    if failed:  # a multirun: the exit status is the number of failed jobs (at most 100)
+        print(f"{len(failed)} of {sweep_status.LAST['total']} jobs failed (status.json in each): "
+              f"{', '.join(os.path.basename(f) for f in failed)}", file=sys.stderr)
+        sys.exit(min(len(failed), 100))
 
 
 if __name__ == "__main__":

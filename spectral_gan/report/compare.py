@@ -42,6 +42,7 @@ def table(runs: list[Run]) -> list[dict]:
     for config, members in group(runs).items():
         row: dict = {"config": config, "seeds": len(members),
                      "diverged": sum(r.diverged for r in members),
+                     "failed": sum(r.failed for r in members),
                      "incomplete": sum(r.incomplete for r in members),
                      "last_step": max((r.last_step for r in members), default=0)}
         row["steps_per_s"], row["steps_per_s_std"] = _mean_std([r.steps_per_second() for r in members])
@@ -65,11 +66,12 @@ def markdown(rows: list[dict]) -> str:
     if not rows:
         return "(no runs with TensorBoard logs found)"
     metric_names = [k[:-len("_final")] for k in rows[0] if k.endswith("_final")]
-    header = ["config", "seeds", "diverged", "incomplete", "last step", "steps/s"]
+    header = ["config", "seeds", "diverged", "failed", "incomplete", "last step", "steps/s"]
     header += [f"{m} final" for m in metric_names] + [f"{m} best" for m in metric_names]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
-        cells = [r["config"], str(r["seeds"]), str(r["diverged"]), str(r.get("incomplete", 0)),
+        cells = [r["config"], str(r["seeds"]), str(r["diverged"]), str(r.get("failed", 0)),
+                 str(r.get("incomplete", 0)),
                  str(r["last_step"]),
                  f"{_fmt(r['steps_per_s'])} ± {_fmt(r['steps_per_s_std'])}"]
         cells += [f"{_fmt(r[f'{m}_final'])} ± {_fmt(r[f'{m}_final_std'])}" for m in metric_names]

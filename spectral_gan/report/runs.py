@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from spectral_gan.run_status import FILE as STATUS_FILE, read_status
+
 IGNORED_OVERRIDES = ("seed", "hydra.", "callbacks.progress_bar", "ckpt_path", "trainer.", "extras.")
 
 
@@ -62,11 +64,18 @@ class Run:
             return None
 
     @property
+    def failed(self) -> bool:
+        """Its ``status.json`` says failed: refused by validation, or crashed (``run_status``)."""
+        status = read_status(self.path)
+        return status is not None and status["status"] == "failed"
+
+    @property
     def incomplete(self) -> bool:
-        """Logged less than its configured length and did not diverge: crashed, killed, still
-        running, or its event file is truncated."""
+        """Logged less than its configured length, and neither diverged nor recorded as failed:
+        killed, interrupted, still running, or its event file is truncated."""
         expected = self.expected_steps
-        return expected is not None and self.last_step < expected and not self.diverged
+        return (expected is not None and self.last_step < expected and not self.diverged
+                and not self.failed)
 
     def steps_per_second(self) -> float | None:
         """Generator steps per second of wall time, from the logged loss timestamps."""
@@ -109,10 +118,13 @@ def read_run(run_dir: str) -> Run | None:
 def read_sweep(sweep_dir: str) -> list[Run]:
     """Every run under ``sweep_dir`` (a multirun directory, or a folder of run directories)."""
     runs = []
-    for root, dirs, _ in os.walk(sweep_dir):
+    for root, dirs, files in os.walk(sweep_dir):
         if "tb" in dirs:
             run = read_run(root)
             if run is not None:
                 runs.append(run)
             dirs[:] = []  # a run's own subfolders hold no further runs
+        elif STATUS_FILE in files:  # a job that failed before it logged anything
+            runs.append(Run(root, _overrides(root), {}))
+            dirs[:] = []
     return sorted(runs, key=lambda r: r.path)
