@@ -20,12 +20,15 @@ non-finite loss spoils every rank's update.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 
 from spectral_gan.errors import ConfigError
+
+_log = logging.getLogger(__name__)
 
 ACTIONS = ("stop", "skip")
 CHECKS = ("deferred", "every_update")
@@ -140,11 +143,16 @@ class DivergenceGuard:
             self.skipped_steps += 1
             self._skipped(step)
             return False
-        self._declare(step, f"non-finite {what} ({float(loss)})")
+        self._declare(step, f"non-finite {what} ({float(loss.detach())})")
         return False
 
     def _skipped(self, step: int) -> None:
         self._host.log_scalars({"events/skipped_step": 1.0, "events/skipped_total": self.skipped_steps}, step)
+        # on the console too (rank 0): a skipped update is an event the user should see
+        if getattr(getattr(self._host, "trainer", None), "is_global_zero", True):
+            _log.warning(f"generator step {step}: non-finite update skipped "
+                         f"({self.skipped_steps} of at most {self.settings.max_skips}; "
+                         f"divergence.action=skip)")
 
     def _weights_finite(self) -> bool:
         """Whether every floating tensor of the host's state is finite, on every rank."""

@@ -261,6 +261,20 @@ def _trusted(parsed: list) -> bool:
     return False
 
 
+def _auto_output_subdir(parsed: list) -> list[str]:
+    """``ckpt_path=auto`` into a named ``hydra.run.dir`` that holds a checkpoint: Hydra's config
+    of this invocation goes to ``.hydra/resume_<n>/``, keeping the original ``.hydra/`` as a
+    resume by file does (none when the directory holds no checkpoint: a fresh start)."""
+    given = {p.key_or_group: p.value() for p in parsed}
+    run_dir = given.get("hydra.run.dir")
+    if not isinstance(run_dir, str) or "hydra.output_subdir" in given:
+        return []
+    if newest_last_checkpoint(run_dir) is None:
+        return []
+    _, resumes = _saved_overrides(run_dir)
+    return [f"hydra.output_subdir={hydra_quote(f'.hydra/resume_{resumes + 1}')}"]
+
+
 def resume_overrides(args: list[str]) -> list[str]:
     """The command line ``spectral-gan-train <args>`` runs: with ``ckpt_path=<file>`` in a run's
     ``checkpoints/`` folder, the run's own overrides first, then ``args``', and Hydra's output in
@@ -276,7 +290,9 @@ def resume_overrides(args: list[str]) -> list[str]:
         return flags + overrides
     ckpt = [p.value() for p in parsed if p.key_or_group == "ckpt_path"]
     path = ckpt[-1] if ckpt else None
-    if not isinstance(path, str) or path == "auto" or not os.path.isfile(path):
+    if path == "auto":
+        return flags + overrides + _auto_output_subdir(parsed)
+    if not isinstance(path, str) or not os.path.isfile(path):
         return flags + overrides  # nothing to resume, auto, or a missing file (train says so)
     ckpt_dir = os.path.dirname(os.path.abspath(path))
     if os.path.basename(ckpt_dir) != "checkpoints":

@@ -42,10 +42,16 @@ def test_nan_at_step_stops_saves_and_exits_nonzero(tmp_path, check, log_every, g
 
 
 @pytest.mark.parametrize("check", ["deferred", "every_update"])
-def test_skip_mode_skips_a_bounded_number_of_updates(cfg_factory, tmp_path, check):
-    result = train(cfg_factory(*RING, "fault.nan_at_step=2", "divergence.action=skip", "steps=4",
-                               f"divergence.check={check}"))
+def test_skip_mode_skips_a_bounded_number_of_updates(cfg_factory, tmp_path, check, caplog):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Converting a tensor with requires_grad")
+        with caplog.at_level("WARNING", logger="spectral_gan.divergence"):
+            result = train(cfg_factory(*RING, "fault.nan_at_step=2", "divergence.action=skip",
+                                       "steps=4", f"divergence.check={check}"))
     assert result["gen_step"] == 4 and result["module"].skipped_steps == 1
+    assert any("non-finite update skipped (1 of at most 10" in r.getMessage() for r in caplog.records)
     assert scalars(str(tmp_path))["events/skipped_step"][0][0] == 2
     with pytest.raises(TrainingDiverged, match="step 2"):
         train(cfg_factory(*RING, "fault.nan_at_step=2", "divergence.action=skip",

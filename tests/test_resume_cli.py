@@ -148,3 +148,15 @@ def test_a_resume_of_a_hostile_run_dir_is_one_sentence_and_creates_nothing(tmp_p
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "could run code" in proc.stderr
     assert list(target.iterdir()) == []
+
+
+def test_auto_into_a_named_run_dir_keeps_the_original_hydra_config(tmp_path):
+    run = tmp_path / "run"
+    assert resume_overrides(["ckpt_path=auto", f"hydra.run.dir={run}"]) == \
+        ["ckpt_path=auto", f"hydra.run.dir={run}"]  # nothing there yet: a fresh start
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").touch()
+    (run / ".hydra" / "resume_1").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["data=ring"]))
+    args = resume_overrides(["ckpt_path=auto", f"hydra.run.dir={run}"])
+    assert args[-1] == "hydra.output_subdir='.hydra/resume_2'"
