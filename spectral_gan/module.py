@@ -141,6 +141,11 @@ class GAN(pl.LightningModule):
         self.health_reasons: list[str] = []
 
     # -- optimizers and step counts -----------------------------------------------------------
+
+    @property
+    def joint_d_pass_active(self) -> bool:
+        """Whether D scores real and fake in one pass now (``speed.joint_d_pass`` resolved)."""
+        return self._joint
     def configure_optimizers(self):
         d_opt, g_opt = self.d_optimizer(self.D.parameters()), self.g_optimizer(self.G.parameters())
         if self.settings.lr_decay == "none":
