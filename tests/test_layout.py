@@ -17,12 +17,25 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
+# cli modules that are not commands: what the commands share, and train's Hydra callback
+COMMAND_HELPERS = {"spectral_gan.cli.common", "spectral_gan.cli.sweep_status"}
+
+
+def _console_scripts() -> dict[str, str]:
+    """pyproject.toml's [project.scripts]: name -> 'module:function'."""
+    import tomllib
+
+    with open(PACKAGE.parent / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["project"]["scripts"]
+
+
 def test_no_command_imports_another():
-    commands = [p for p in (PACKAGE / "cli").glob("*.py") if p.stem not in ("__init__", "common")]
-    assert {p.stem for p in commands} == {"train", "sample", "eval", "fid", "compare"}
+    entry = {v.split(":")[0] for v in _console_scripts().values()}
+    commands = [p for p in (PACKAGE / "cli").glob("*.py") if f"spectral_gan.cli.{p.stem}" in entry]
+    assert len(commands) == len(entry), entry  # every console script is a module of cli/
     for path in commands:
         others = {m for m in imported_modules(path)
-                  if m.startswith("spectral_gan.cli") and m != "spectral_gan.cli.common"}
+                  if m.startswith("spectral_gan.cli") and m not in COMMAND_HELPERS}
         assert not others, f"{path.name} imports the command(s) {others}"
 
 

@@ -220,7 +220,7 @@ def test_grid_stable_is_pacgan_grid_with_a_weak_gradient_penalty_ttur_and_an_ema
     none = cfg_factory("experiment=grid_stable", "norm=none").norm
     assert none.penalty == "none" and none.weight == "none"
     sn = cfg_factory("experiment=grid_stable", "norm=sn").norm
-    assert sn.weight == "sn" and sn.penalty == "none" and sn.scale == 1.0
+    assert sn.weight == "sn" and sn.penalty == "none" and sn.scale is None  # sn takes no scale
     assert cfg_factory("experiment=grid_stable", "norm=osn", "norm.threshold=2").norm.threshold == 2
     assert cfg_factory("experiment=grid_stable", "norm=gp").norm.penalty_weight == 10
 

@@ -119,7 +119,7 @@ def test_a_run_that_stopped_early_is_counted_and_warned_about(tmp_path, capsys, 
     captured = capsys.readouterr()
     assert "seed1 logged up to generator step 5 of 20" in captured.err
     assert "seed2 logged up to generator step 0 of 20" in captured.err
-    assert "| norm=sn | 3 | 0 | 2 | 20 |" in captured.out
+    assert "| norm=sn | 3 | 0 | 0 | 2 | 20 |" in captured.out  # diverged, failed, incomplete
 
 
 def test_a_resumed_runs_event_file_that_sorts_first_loses_nothing(tmp_path):

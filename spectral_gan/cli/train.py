@@ -19,7 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from spectral_gan import config_resolvers
-from spectral_gan.cli import sweep_status
+from spectral_gan.cli.sweep_status import LAST as SWEEP_END
 from spectral_gan.cli.common import (CONFIG_DIR, compose_config, exit_if_plugin_missing,
                                      config_error_in, report_config_error)
 from spectral_gan.config_tree import print_config_tree
@@ -191,11 +191,11 @@ def main() -> None:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     exit_if_plugin_missing("train")
-    sweep_status.LAST.clear()
+    SWEEP_END.clear()
     _main()
-    failed = sweep_status.LAST.get("failed")
+    failed = SWEEP_END.get("failed")
     if failed:  # a multirun: the exit status is the number of failed jobs (at most 100)
-        print(f"{len(failed)} of {sweep_status.LAST['total']} jobs failed (status.json in each): "
+        print(f"{len(failed)} of {SWEEP_END['total']} jobs failed (status.json in each): "
               f"{', '.join(os.path.basename(f) for f in failed)}", file=sys.stderr)
         sys.exit(min(len(failed), 100))
 
