@@ -122,6 +122,10 @@ class GracefulInterrupt(Callback):
 
     def __init__(self) -> None:
         self.flag = InterruptFlag()
+        # The handlers before the run (a cluster tool's): built before fit, so before Lightning
+        # sets its own; read here rather than from Lightning's signal connector.
+        self._before: dict[int, Any] = ({s: signal.getsignal(s) for s in self.SIGNALS}
+                                        if threading.current_thread() is threading.main_thread() else {})
         self._installed: dict[int, Any] = {}  # what our handler displaced; restored at teardown
         self._chained: dict[int, Any] = {}    # called after ours
         self._forward: Any = None             # Lightning's launcher: signals its child ranks
@@ -149,12 +153,10 @@ class GracefulInterrupt(Callback):
             return
         launcher = trainer.strategy.launcher
         self._forward = launcher.kill if getattr(launcher, "procs", None) else None
-        # Lightning's connector keeps the handlers that were there before it replaced them.
-        lightning_original = getattr(getattr(trainer, "_signal_connector", None), "_original_handlers", {})
         for s in self.SIGNALS:
             self._installed[s] = signal.signal(s, self._handler)
             installed = self._installed[s]
-            self._chained[s] = (lightning_original.get(s) if isinstance(installed, _HandlersCompose)
+            self._chained[s] = (self._before.get(s) if isinstance(installed, _HandlersCompose)
                                 else installed)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args) -> None:
