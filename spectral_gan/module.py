@@ -137,7 +137,6 @@ class GAN(pl.LightningModule):
         self._data_diversity: float | None = None  # of the first real batch (health checks)
         self._stalled_logs = 0  # consecutive log steps with D's gradient vanished
         self.evaluated_step: int | None = None  # generator step of the last evaluation
-        self._step_in_progress: int | None = None  # generator step of the running training_step
         self.health_reasons: list[str] = []
 
     # -- optimizers and step counts -----------------------------------------------------------
@@ -354,18 +353,6 @@ class GAN(pl.LightningModule):
             self.evaluator.prepare_reference(self.device)  # protocol complete before hparams
             self.run_hparams = {**self.run_hparams, "eval_protocol": self.evaluator.protocol}
 
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        # Lightning keeps each value logged in training_step and hands it to the loggers again
-        # at every later step; forgotten here, each step writes only what it logged itself.
-        # callback_metrics keep the last value of each (the trainer's own copy).
-        results = self.trainer._results
-        if results is not None:
-            results.reset(metrics=False, fx="training_step")
-        self._step_in_progress = self.gen_step + 1
-
-    def on_train_batch_end(self, *args: Any) -> None:
-        self._step_in_progress = None
-
     def run_evaluation(self, step: int) -> dict[str, float]:
         # Fixed evaluation noise from its own generator: the training RNG stream stays untouched.
         gen = torch.Generator().manual_seed(self.seed + 1)
@@ -488,18 +475,22 @@ class GAN(pl.LightningModule):
             self.log_scalars(values, step)
 
     def log_scalars(self, metrics: dict[str, Any], step: int) -> None:
-        """Scalars at generator step ``step``, through ``self.log``: to every logger (a logged
-        ``step`` is the loggers' x-axis) and to ``trainer.callback_metrics``, which
+        """Scalars at generator step ``step`` (the loggers' x-axis), written to every logger
+        directly, and their last values to ``trainer.callback_metrics``, which
         ModelCheckpoint(monitor=...) and EarlyStopping(monitor=...) read.
 
-        A training step writes at its own generator step. Scalars of another step go straight
-        to the loggers at that step: an event the deferred divergence check reports for the
-        earlier step it happened at, or a call outside training (``check_health`` after fit)."""
-        if step != self._step_in_progress:
-            run_logging.log_scalars(self.loggers, metrics, step)
+        Not through ``self.log``: Lightning counts optimizer steps, not generator steps, and
+        hands a value logged at one step to the loggers again at every later one. So the unit
+        of the x-axis is the GAN's own, whichever step a scalar belongs to (a training step's,
+        an event the deferred divergence check reports for an earlier step, ``check_health``
+        after fit)."""
+        values = as_floats(metrics)
+        run_logging.log_scalars(self.loggers, values, step)
+        try:
+            monitors = self.trainer.callback_metrics
+        except RuntimeError:  # not attached to a Trainer
             return
-        values = {k: torch.tensor(v) for k, v in as_floats(metrics).items()}  # on the CPU: no syncs
-        self.log_dict({**values, "step": torch.tensor(float(step))}, on_step=True, on_epoch=False)
+        monitors.update({k: torch.tensor(v) for k, v in values.items()})  # on the CPU: no syncs
 
     # -- samples ------------------------------------------------------------------------------
     @property

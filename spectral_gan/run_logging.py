@@ -18,11 +18,12 @@ def as_floats(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def log_scalars(loggers: Iterable[Logger], metrics: dict[str, Any], step: int) -> None:
-    """Straight to the loggers, at ``step``: for scalars outside a training step's own logging
-    (``GAN.log_scalars`` sends the rest through Lightning's ``self.log``)."""
+    """Straight to the loggers, at generator step ``step``, each saved after it (as Lightning's
+    own logging does: TensorBoard's file is flushed, a CSV written)."""
     metrics = as_floats(metrics)
     for logger in loggers:
         logger.log_metrics(metrics, step=step)
+        logger.save()
 
 
 def log_hparams(loggers: Iterable[Logger], hparams: dict[str, Any], declared: dict[str, float]) -> None:

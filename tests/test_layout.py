@@ -72,3 +72,25 @@ def test_pyproject_lists_every_package_and_maps_the_configs_into_the_wheel():
     assert set(setuptools["packages"]) == found | {"spectral_gan.configs"}, \
         "a package under spectral_gan/ is missing from [tool.setuptools] packages"
     assert setuptools["package-dir"] == {"spectral_gan.configs": "configs"}
+
+
+def test_no_private_lightning_attribute_is_touched():
+    """``trainer._results``, ``trainer._signal_connector``, ...: Lightning's internals change
+    between versions; the package uses its public API only (issue 33)."""
+    touched = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") \
+                    and not node.attr.startswith("__"):
+                owner = node.value
+                name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
+                if name in ("trainer", "strategy", "fit_loop", "launcher", "accelerator"):
+                    touched.append(f"{path.name}: {name}.{node.attr}")
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "getattr" \
+                    and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) \
+                    and str(node.args[1].value).startswith("_") and not str(node.args[1].value).startswith("__"):
+                owner = node.args[0]
+                name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
+                if name in ("trainer", "strategy", "fit_loop", "launcher"):
+                    touched.append(f"{path.name}: getattr({name}, {node.args[1].value!r})")
+    assert not touched, touched
