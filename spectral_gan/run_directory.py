@@ -71,6 +71,18 @@ def _holder(path: str) -> str:
     return f" (process {pid})" if pid.isdigit() else ""
 
 
+def _in_use(run_dir: str, path: str) -> ConfigError:
+    return ConfigError(f"run directory {run_dir} is in use by another run{_holder(path)}; nothing "
+                       f"was written to it; {HOW} after that run ends")
+
+
+def _refuse_if_it_holds_a_run(run_dir: str) -> None:
+    found = holds_run(run_dir)
+    if found:
+        raise ConfigError(f"run directory {run_dir} already holds a run ({found}); a new run "
+                          f"would overwrite it; {HOW}")
+
+
 @contextlib.contextmanager
 def run_directory(run_dir: str, resuming: bool) -> Iterator[None]:
     """Hold ``run_dir``'s lock for the body; refuse a locked directory, and a fresh run in one
@@ -87,13 +99,9 @@ def run_directory(run_dir: str, resuming: bool) -> Iterator[None]:
                           f"choose a writable place with hydra.run.dir=<dir>") from None
     try:
         if not _try_lock(handle):
-            raise ConfigError(f"run directory {run_dir} is in use by another run{_holder(path)}; "
-                              f"nothing was written to it; {HOW} after that run ends")
+            raise _in_use(run_dir, path)
         if not resuming:
-            found = holds_run(run_dir)
-            if found:
-                raise ConfigError(f"run directory {run_dir} already holds a run ({found}); a new "
-                                  f"run would overwrite it; {HOW}")
+            _refuse_if_it_holds_a_run(run_dir)
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
@@ -112,11 +120,6 @@ def refuse_occupied_run_dir(run_dir: str | None, resuming: bool) -> None:
     if os.path.exists(path):
         with open(path, "a+") as handle:
             if not _try_lock(handle):
-                raise ConfigError(f"run directory {run_dir} is in use by another run"
-                                  f"{_holder(path)}; nothing was written to it; {HOW} after "
-                                  f"that run ends")
+                raise _in_use(run_dir, path)
     if not resuming:
-        found = holds_run(run_dir)
-        if found:
-            raise ConfigError(f"run directory {run_dir} already holds a run ({found}); a new run "
-                              f"would overwrite it; {HOW}")
+        _refuse_if_it_holds_a_run(run_dir)
