@@ -145,3 +145,25 @@ def test_a_resumed_runs_event_file_that_sorts_first_loses_nothing(tmp_path):
     os.rename(tb / resumed, tb / "events.out.tfevents.100.host.1.10")
     run = read_run(str(tmp_path))
     assert [s for s, _ in run.series("loss/d")] == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_a_truncated_event_file_is_named_in_a_warning(tmp_path, capsys):
+    """Issue 34, item 4: TensorBoard's reader stops at a cut record without a word."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from spectral_gan.report.runs import read_sweep, truncated_at
+
+    run = tmp_path / "0_norm=sn" / "tb"
+    writer = SummaryWriter(str(run))
+    for step in range(1, 21):
+        writer.add_scalar("loss/d", 1.0 / step, step)
+    writer.close()
+    (event,) = run.glob("events.out.tfevents.*")
+    assert truncated_at(str(event)) is None
+    data = event.read_bytes()
+    event.write_bytes(data[:-7])  # the last record cut short
+    assert truncated_at(str(event)) is not None
+    (found,) = read_sweep(str(tmp_path))
+    assert list(found.damaged) == [str(event)]
+    assert compare([str(tmp_path), "--no-plots"]) == 0
+    assert f"warning: {event} is truncated at byte" in capsys.readouterr().err

@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no runs with TensorBoard logs (tb/) under {args.sweep_dir}", file=sys.stderr)
         return 2
     for run in runs:
+        for path, at in run.damaged.items():
+            print(f"warning: {path} is truncated at byte {at} of {os.path.getsize(path)} (a run "
+                  f"killed mid-write, or a copy cut short): what it logged after that is lost",
+                  file=sys.stderr)
         if run.failed:
             reason = (read_status(run.path) or {}).get("reason") or "see its status.json"
             print(f"warning: {run.path} failed ({reason}); its row counts it under 'failed'",

@@ -1,7 +1,9 @@
 """Read the runs of a sweep directory: their overrides and scalar series."""
 from __future__ import annotations
 
+import glob
 import os
+import struct
 from dataclasses import dataclass, field
 
 import yaml
@@ -17,6 +19,7 @@ class Run:
     path: str
     overrides: dict[str, str]
     scalars: dict[str, list[tuple[int, float, float]]] = field(default_factory=dict)  # step, value, wall
+    damaged: dict[str, int] = field(default_factory=dict)  # event file -> byte where it breaks
 
     @property
     def seed(self) -> str:
@@ -86,6 +89,28 @@ class Run:
         return (s1 - s0) / (t1 - t0) if t1 > t0 else None
 
 
+def truncated_at(path: str) -> int | None:
+    """Where an event file's record framing breaks (TFRecord: 8-byte length, 4-byte CRC, the
+    data, 4-byte CRC), or None when it is whole. TensorBoard's reader stops there without a
+    word; a run killed mid-write, or a copy cut short, ends so."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            pos = 0
+            while pos < size:
+                header = f.read(12)
+                if len(header) < 12:
+                    return pos
+                (length,) = struct.unpack("<Q", header[:8])
+                pos += 12 + length + 4
+                if pos > size:
+                    return pos - 12 - length - 4
+                f.seek(pos)
+    except OSError:
+        return 0
+    return None
+
+
 def _overrides(run_dir: str) -> dict[str, str]:
     path = os.path.join(run_dir, ".hydra", "overrides.yaml")
     if not os.path.exists(path):
@@ -112,7 +137,11 @@ def read_run(run_dir: str) -> Run | None:
     for tag, points in scalars.items():  # a resumed run logs again from its checkpoint: keep the last
         by_step = {s: (s, v, w) for s, v, w in sorted(points, key=lambda p: p[2])}
         scalars[tag] = [by_step[s] for s in sorted(by_step)]
-    return Run(run_dir, _overrides(run_dir), scalars)
+    run = Run(run_dir, _overrides(run_dir), scalars)
+    run.damaged = {p: at for p in sorted(glob.glob(os.path.join(tb, "**", "events.out.tfevents.*"),
+                                                   recursive=True))
+                   if (at := truncated_at(p)) is not None}
+    return run
 
 
 def read_sweep(sweep_dir: str) -> list[Run]:
