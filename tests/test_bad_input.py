@@ -222,3 +222,22 @@ def test_missing_classifier_weights_say_how_to_restore_them(monkeypatch, tmp_pat
     monkeypatch.setattr(classifier, "weights_path", lambda dataset: str(tmp_path / "gone.pt"))
     with pytest.raises(ConfigError, match="no classifier weights for mnist5k.*eval.classifier=false"):
         classifier.load_classifier("mnist5k")
+
+
+@pytest.mark.parametrize("command,args,message", [
+    ("train", ("norm=nonsense",), "error: norm=nonsense does not exist; valid options are: bn, bsn,"),
+    ("train", ("nonsense_option=3",), "error: nonsense_option is not a setting of spectral-gan-train"),
+    ("train", ("steps=1,2",), "error: steps=1,2 is a sweep (several values): add -m"),
+    ("sample", ("ckpt=x.ckpt", "out=x.png"), "error: ckpt is not a setting of spectral-gan-sample"),
+    ("sample", ("ckpt_path=x.ckpt",), "error: out is not set; give it on the command line: out=<value>"),
+    ("eval", ("ckpt_path=x.ckpt", "n=[1"), "error: the command line does not parse"),
+])
+def test_command_line_mistakes_are_one_sentence_and_exit_2(tmp_path, command, args, message):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", f"spectral_gan.cli.{command}", *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip().splitlines()[-1]]  # one line
+    assert message in proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr

@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 from spectral_gan import config_resolvers
 from spectral_gan.checkpoint_eval import evaluate_checkpoint
-from spectral_gan.cli.common import CONFIG_DIR, exit_if_plugin_missing, or_exit_on_config_error, pick_device, trust_flag
+from spectral_gan.cli.common import exit_on_bad_command_line, CONFIG_DIR, exit_if_plugin_missing, or_exit_on_config_error, pick_device, trust_flag
 from spectral_gan.quiet import quiet_lightning
 from spectral_gan.resume import quote_ckpt_path
 
@@ -28,6 +28,7 @@ def _main(cfg: DictConfig) -> None:
 def main() -> None:
     sys.argv[1:] = [quote_ckpt_path(a) for a in sys.argv[1:]]  # gen_step=NNNNNN.ckpt of old runs
     exit_if_plugin_missing("eval")
+    exit_on_bad_command_line("eval")
     _main()
 
 

@@ -7,7 +7,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from spectral_gan import config_resolvers
-from spectral_gan.cli.common import CONFIG_DIR, exit_if_plugin_missing, or_exit_on_config_error, pick_device, trust_flag
+from spectral_gan.cli.common import exit_on_bad_command_line, CONFIG_DIR, exit_if_plugin_missing, or_exit_on_config_error, pick_device, trust_flag
 from spectral_gan.resume import quote_ckpt_path
 from spectral_gan.sampling import write_samples
 
@@ -33,6 +33,7 @@ def class_option(cfg: DictConfig):
 def main() -> None:
     sys.argv[1:] = [quote_ckpt_path(a) for a in sys.argv[1:]]  # gen_step=NNNNNN.ckpt of old runs
     exit_if_plugin_missing("sample")
+    exit_on_bad_command_line("sample")
     _main()
 
 

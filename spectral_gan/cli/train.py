@@ -20,7 +20,7 @@ from omegaconf import DictConfig, open_dict
 
 from spectral_gan import config_resolvers
 from spectral_gan.cli.sweep_status import LAST as SWEEP_END
-from spectral_gan.cli.common import (CONFIG_DIR, compose_config, exit_if_plugin_missing,
+from spectral_gan.cli.common import (exit_on_bad_command_line, CONFIG_DIR, compose_config, exit_if_plugin_missing,
                                      config_error_in, report_config_error)
 from spectral_gan.config_tree import print_config_tree
 from spectral_gan.errors import ConfigError
@@ -191,6 +191,7 @@ def main() -> None:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     exit_if_plugin_missing("train")
+    exit_on_bad_command_line("train")
     SWEEP_END.clear()
     _main()
     failed = SWEEP_END.get("failed")
