@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import statistics
+import signal
 import subprocess
 import sys
 import tempfile
@@ -96,10 +97,12 @@ def train_step_time_in_process(overrides: list[str], steps: int, device: str,
         warnings.simplefilter("ignore")
         logging.disable(logging.WARNING)
         try:
-            train(compose_train_config([*model, *overrides, *timed_overrides(tmp, steps, device, warmup)],
-                                       run_dir=f"{tmp}/run"))
+            result = train(compose_train_config([*model, *overrides, *timed_overrides(tmp, steps, device, warmup)],
+                                                run_dir=f"{tmp}/run"))
         finally:
             logging.disable(logging.NOTSET)
+        if result.get("interrupted"):  # SIGTERM/SIGINT during a timed run: the benchmark stops
+            raise SystemExit(128 + int(signal.Signals[result["interrupted"]["signal"]]))
         return read_times(tmp)
 
 
@@ -211,7 +214,16 @@ def markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _stop(signum: int, frame) -> None:
+    """SIGTERM/SIGINT between timed runs (or while a subprocess run is timed: subprocess.run kills
+    it on the way out) ends the benchmark with 128 + the signal; during an in-process run the
+    run's own handler saves and stops it first (train_step_time_in_process)."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, _stop)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--steps", type=int, default=12)

@@ -83,3 +83,21 @@ def test_results_name_the_cpu_model(tmp_path):
     assert "peak RSS (MB)" in table
     assert "peak CUDA memory" in bench.markdown({**result, "gpu": "NVIDIA H100",
                                                  "device": "NVIDIA H100, host CPU AMD EPYC 7B13"})
+
+
+def test_an_interrupt_stops_the_benchmark_with_128_plus_the_signal(monkeypatch):
+    """Issue 34, item 6: a timed run that a signal stopped ends the benchmark, not the run only;
+    between runs the benchmark's own handler does the same."""
+    import signal
+
+    import spectral_gan.training
+
+    monkeypatch.setattr(spectral_gan.training, "train",
+                        lambda cfg: {"interrupted": {"signal": "SIGTERM", "gen_step": 2}})
+    with pytest.raises(SystemExit) as stopped:
+        bench.train_step_time_in_process(["data=ring", "generator=mlp", "discriminator=mlp"], 2, "cpu",
+                                         model=[])
+    assert stopped.value.code == 128 + signal.SIGTERM
+    with pytest.raises(SystemExit) as stopped:
+        bench._stop(signal.SIGINT, None)
+    assert stopped.value.code == 128 + signal.SIGINT
