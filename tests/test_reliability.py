@@ -221,3 +221,12 @@ def test_sigterm_stops_a_sequential_sweep_and_its_rerun_resumes_and_goes_on(tmp_
     assert "Resuming" in again.stdout + again.stderr
     assert [read_status(str(p))["status"] for p in sorted(q for q in sweep.iterdir() if q.is_dir())] \
         == ["finished", "finished"]
+
+
+def test_signal_handlers_are_restored_after_each_run(cfg_factory, tmp_path):
+    """Issue 34, item 6: in a long-lived process (a sequential sweep, the benchmark) each
+    Trainer chained onto the last one's stale handler; `make bench` printed 35 'Received SIGTERM'."""
+    before = (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT))
+    for i in range(2):
+        train(cfg_factory(*RING, "steps=1", run_dir=tmp_path / str(i)))
+        assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
