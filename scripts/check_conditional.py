@@ -29,8 +29,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from check_default import (RESULTS_MD, data_path, device_of, git_commit,  # noqa: E402
-                           parse_seeds, publish, run_jobs, shown_path, train_one, verdict_cell)
+from check_default import (RESULTS_MD, data_path, device_of, parse_seeds, publish,  # noqa: E402
+                           run_jobs, study_file, train_one, verdict_cell)
 from spectral_gan.checkpoint_eval import evaluate_checkpoint  # noqa: E402
 
 EXPERIMENT = "mnist5k_cond"
@@ -82,17 +82,11 @@ def study(results: list[dict], when: str, device: str, root: str,
     runs = table(results, when, device)
     if notes:
         runs["outro"] = "\n\n".join(notes)
-    return {
-        "study": STUDY,
-        "description": f"`make check-conditional`: experiment={EXPERIMENT} over seeds, each final "
-                       f"checkpoint's EMA generator scored by the digit classifier (2,000 samples, "
-                       f"balanced labels).",
-        "commands": [r["command"] for r in results],
-        "provenance": f"Written by scripts/check_conditional.py on "
-                      f"{datetime.date.today().isoformat()} from the runs under "
-                      f"{shown_path(root)} (their results.json).",
-        "commit": git_commit(), "device": device, "date": when, "tables": [runs], "runs": results,
-    }
+    return study_file(
+        STUDY, "check_conditional.py",
+        f"`make check-conditional`: experiment={EXPERIMENT} over seeds, each final checkpoint's "
+        f"EMA generator scored by the digit classifier (2,000 samples, balanced labels).",
+        results, when, device, root, [runs])
 
 
 def main() -> int:

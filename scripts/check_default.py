@@ -239,6 +239,20 @@ def git_commit() -> str:
         return "unknown"
 
 
+def study_file(name: str, script: str, description: str, results: list[dict], when: str,
+               device: str, root: str, tables: list[dict], **extra) -> dict:
+    """A check's study of docs/results/: its tables, where and when it ran, every run's raw
+    numbers under "runs" (shared by check_default.py and check_conditional.py)."""
+    return {
+        "study": name, "description": description,
+        "commands": [r["command"] for r in results],
+        "provenance": f"Written by scripts/{script} on {datetime.date.today().isoformat()} from "
+                      f"the runs under {shown_path(root)} (their results.json).",
+        "commit": git_commit(), "device": device, "date": when, "tables": tables,
+        **extra, "runs": results,
+    }
+
+
 def study(results: list[dict], median: float, real_is: float, when: str, device: str | None,
           root: str, notes: list[str] = ()) -> dict:
     """The check as a study of docs/results/ (scripts/results.py): the table of the runs (with
@@ -246,19 +260,12 @@ def study(results: list[dict], median: float, real_is: float, when: str, device:
     runs = table(results, median, real_is, when, device)
     runs["outro"] = "\n\n".join([runs["outro"], *notes])
     seeds = seeds_table(results)
-    return {
-        "study": STUDY,
-        "description": f"`make check-default`: experiment={EXPERIMENT} on seeds and other "
-                       f"roundings of seed 0, each final checkpoint scored by the digit classifier "
-                       f"(2,000 EMA samples).",
-        "commands": [r["command"] for r in results],
-        "provenance": f"Written by scripts/check_default.py on "
-                      f"{datetime.date.today().isoformat()} from the runs under "
-                      f"{shown_path(root)} (their results.json).",
-        "commit": git_commit(), "device": device or f"{os.cpu_count()} CPU cores", "date": when,
-        "tables": [runs] + ([seeds] if seeds else []),
-        "real_heldout_is": real_is, "median_fid": median, "runs": results,
-    }
+    return study_file(
+        STUDY, "check_default.py",
+        f"`make check-default`: experiment={EXPERIMENT} on seeds and other roundings of seed 0, "
+        f"each final checkpoint scored by the digit classifier (2,000 EMA samples).",
+        results, when, device or f"{os.cpu_count()} CPU cores", root,
+        [runs] + ([seeds] if seeds else []), real_heldout_is=real_is, median_fid=median)
 
 
 @functools.lru_cache(maxsize=1)
