@@ -48,13 +48,18 @@ INTEGER_KEYS = ("steps", "n_dis", "batch_size", "log_every", "sample_every", "ch
                 "seed")
 
 
+def _whole(value: Any) -> bool:
+    """An integer, or a float with no fraction (``steps=1e4``); not a bool."""
+    return not isinstance(value, bool) and (
+        isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
+
+
 def check_integers(cfg: DictConfig) -> None:
     """``steps=abc`` (or 2.5, or true) is a ConfigError naming the key, not a ValueError
     traceback from the first ``int()``; whole numbers written as floats (``steps=1e4``) pass."""
     for key in INTEGER_KEYS:
         value = cfg.get(key)
-        whole = (isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
-        if isinstance(value, bool) or not whole:
+        if not _whole(value):
             raise ConfigError(f"{key} must be an integer, got {value!r}")
 
 
@@ -93,8 +98,7 @@ def check_data_integers(cfg: DictConfig) -> None:
         value = data.get(key)
         if value is None:
             continue
-        whole = (isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
-        if isinstance(value, bool) or not whole or value < 0:
+        if not _whole(value) or value < 0:
             raise ConfigError(f"data.{key} must be a whole number, got {value!r}")
 
 

@@ -149,6 +149,19 @@ def missing_plugin_hint(message: str) -> str | None:
             f"installed: {install_hint(extra)}")
 
 
+def hydra_args(argv: Sequence[str] | None = None):
+    """The command line as Hydra's own parser reads it (flags, overrides); a malformed one raises
+    ValueError instead of argparse printing and exiting (Hydra reports it itself later)."""
+    from hydra._internal.utils import get_args_parser
+
+    def refuse(message: str) -> None:
+        raise ValueError(message)
+
+    parser = get_args_parser()
+    parser.error = refuse  # type: ignore[method-assign]
+    return parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+
+
 def exit_if_plugin_missing(config_name: str, argv: Sequence[str] | None = None) -> None:
     """Before Hydra starts: if a Hydra plugin is not installed and the command line's config needs
     it, say which extra to install in one line and exit with status 2 (Hydra itself would print
@@ -156,16 +169,10 @@ def exit_if_plugin_missing(config_name: str, argv: Sequence[str] | None = None) 
     if all(plugin_installed(module) for module, _, _ in PLUGINS.values()):
         return
     from hydra import compose, initialize_config_dir
-    from hydra._internal.utils import get_args_parser
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    def refuse(message: str) -> None:  # argparse would print and exit; Hydra reports it instead
-        raise ValueError(message)
-
-    parser = get_args_parser()
-    parser.error = refuse  # type: ignore[method-assign]
     try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        args = hydra_args(argv)
         if args.config_path or args.config_name or args.config_dir:
             return  # another config than ours: leave it to Hydra
         overrides = [o.input_line for o in OverridesParser.create().parse_overrides(args.overrides)
@@ -219,17 +226,11 @@ def exit_on_bad_command_line(task: str, argv: Sequence[str] | None = None) -> No
     sentence and exit status 2, instead of Hydra's several lines and status 1. Sweeps (``-m``)
     and other config sources are left to Hydra."""
     from hydra import compose, initialize_config_dir
-    from hydra._internal.utils import get_args_parser
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    def refuse(message: str) -> None:
-        raise ValueError(message)
-
-    parser = get_args_parser()
-    parser.error = refuse  # type: ignore[method-assign]
     try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        args = hydra_args(argv)
     except ValueError:
         return  # Hydra's own flags in a form it reports itself
     if (args.multirun or args.config_path or args.config_name or args.config_dir or args.help

@@ -86,20 +86,18 @@ def _main(cfg: DictConfig) -> float | None:
         sys.exit(3)
     except Exception as err:  # noqa: BLE001  unwrap Hydra's InstantiationException
         reported = report_config_error(err)
-        if reported:
-            write_status(run_dir, "failed", str(config_error_in(err) or err))
-        elif multirun:  # a crash: recorded, its traceback kept, the other jobs go on
+        write_status(run_dir, "failed", str(config_error_in(err) or err) if reported
+                     else f"{type(err).__name__}: {err}")
+        if not reported and not multirun:
+            raise
+        if not reported:  # a crash in a sweep: its traceback kept, the other jobs go on
             trace = os.path.join(run_dir, "error.log")
             with contextlib.suppress(OSError):
                 with open(trace, "w") as f:
                     f.write(traceback.format_exc())
             print(f"error: the job in {run_dir} crashed ({type(err).__name__}: {err}); its "
                   f"traceback is in {trace}; the other jobs go on", file=sys.stderr)
-            write_status(run_dir, "failed", f"{type(err).__name__}: {err}")
             return None
-        else:
-            write_status(run_dir, "failed", f"{type(err).__name__}: {err}")
-            raise
         if multirun:
             return None
         sys.exit(2)
@@ -138,16 +136,22 @@ def _norm_options_reach_the_method(args: list[str]) -> list[str]:
     return out
 
 
+def _given(args: list[str], keys: tuple[str, ...]) -> dict[str, str]:
+    """The values the command line gives ``keys`` (the last one wins), quotes stripped."""
+    values = {}
+    for a in args:
+        key, sep, value = a.partition("=")
+        if sep and key in keys:
+            values[key] = value.strip("'\"")
+    return values
+
+
 def _refuse_occupied(args: list[str]) -> None:
     """A single run into a ``hydra.run.dir`` that is locked or holds a run is refused before
     Hydra writes its ``.hydra/`` there (``spectral_gan.run_directory``)."""
     if any(a in ("-m", "--multirun") for a in args):
         return
-    values = {}
-    for a in args:
-        key, sep, value = a.partition("=")
-        if sep and key in ("hydra.run.dir", "ckpt_path"):
-            values[key] = value.strip("'\"")
+    values = _given(args, ("hydra.run.dir", "ckpt_path"))
     if "hydra.run.dir" in values:
         refuse_occupied_run_dir(values["hydra.run.dir"],
                                 resuming=values.get("ckpt_path", "null") not in ("null", ""))
@@ -159,11 +163,8 @@ def _refuse_unwritable(args: list[str]) -> None:
     else the output root: $SPECTRAL_GAN_OUTPUTS or ./outputs)."""
     if any(a in ("-h", "--help", "--hydra-help", "-c", "--cfg", "--info") for a in args):
         return  # nothing will be written
-    target = None
-    for a in args:
-        key, sep, value = a.partition("=")
-        if sep and key in ("hydra.run.dir", "hydra.sweep.dir"):
-            target = value.strip("'\"")
+    given = _given(args, ("hydra.run.dir", "hydra.sweep.dir"))
+    target = given.get("hydra.run.dir") or given.get("hydra.sweep.dir")
     if target is None:
         target = os.environ.get("SPECTRAL_GAN_OUTPUTS") or os.path.join(os.getcwd(), "outputs")
     if "${" in target:  # an interpolation (Hydra's default timestamped folder): its parent
