@@ -1,4 +1,4 @@
-"""Lightning callbacks that count in generator steps (one training step = n_dis + 1 optimizer steps)."""
+"""Lightning callbacks of a GAN run (Lightning's ``global_step`` is the generator step: ``spectral_gan.module``)."""
 from __future__ import annotations
 
 import json
@@ -21,7 +21,6 @@ from pytorch_lightning.trainer.connectors.signal_connector import _HandlersCompo
 from spectral_gan.errors import ConfigError, RunEnvironmentError
 from spectral_gan.metrics.registry import higher_is_better
 from spectral_gan.resume import stored_best
-from spectral_gan.schedule import gen_steps
 
 
 def _fsync_dir(path: str) -> None:
@@ -185,7 +184,7 @@ class StepCheckpoint(ModelCheckpoint):
       ``last.ckpt`` would keep an old step while ``ckpt_path=auto`` and requeued jobs read it.
       A periodic ``gen_step_NNNNNN.ckpt`` met again (a resume from an older checkpoint) is replaced
       by the new state of that step.
-    - Periodic names without ``=`` (``filename: gen_step_{gen_step:06.0f}`` with
+    - Periodic names without ``=`` (``filename: gen_step_{step:06d}`` with
       ``auto_insert_metric_name: false``): Hydra's override grammar rejects an unquoted
       ``ckpt_path=.../gen_step=001000.ckpt``, so every name this writes works as ``ckpt_path=``.
     - ``save_last_now``: the one way anything else (the interrupt handler) writes ``last.ckpt``.
@@ -362,7 +361,7 @@ class StepProgressBar(TQDMProgressBar):
 
     def _total(self, trainer: pl.Trainer) -> int | None:
         if trainer.max_steps and trainer.max_steps > 0:
-            return gen_steps(trainer.max_steps, trainer.lightning_module.n_dis)
+            return trainer.max_steps
         return None
 
     @property

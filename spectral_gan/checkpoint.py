@@ -11,7 +11,6 @@ from torch import nn
 
 from spectral_gan.checkpoint_trust import checked_parts
 from spectral_gan.errors import ConfigError
-from spectral_gan.schedule import gen_steps
 from spectral_gan.norms import NormHook, normalize_all
 
 
@@ -28,10 +27,35 @@ def read_checkpoint(path: str) -> dict[str, Any]:
     return ckpt
 
 
+# Lightning's ``global_step`` is the generator step (the discriminator's optimizer steps are not
+# counted: ``GAN.step_discriminator``); checkpoints say so with this key. Those written before
+# 2026-12-05 lack it and counted every optimizer step, n_dis + 1 per generator step.
+STEP_UNIT = ("step_unit", "generator")
+
+
 def saved_gen_step(ckpt: dict[str, Any]) -> int:
-    """The generator step a loaded checkpoint was saved at: Lightning counts optimizer steps of
-    both networks in ``global_step``, n_dis D steps per G step (``schedule.gen_steps``)."""
-    return gen_steps(ckpt.get("global_step", 0), ckpt["spectral_gan_config"].get("n_dis", 1))
+    """The generator step a loaded checkpoint was saved at (of either step unit)."""
+    step = int(ckpt.get("global_step", 0))
+    if ckpt.get(STEP_UNIT[0]) == STEP_UNIT[1]:
+        return step
+    return step // (int((ckpt.get("spectral_gan_config") or {}).get("n_dis", 1)) + 1)
+
+
+def count_generator_steps(ckpt: dict[str, Any]) -> None:
+    """Make a checkpoint of the optimizer-step count resume at its generator step, in place, before
+    Lightning restores its loops from it (``GAN.on_load_checkpoint``): ``global_step`` and the
+    manual-optimization step counter of the saved fit loop, the one ``global_step`` is read from."""
+    if ckpt.get(STEP_UNIT[0]) == STEP_UNIT[1]:
+        return
+    per_step = int((ckpt.get("spectral_gan_config") or {}).get("n_dis", 1)) + 1
+    ckpt["global_step"] = saved_gen_step(ckpt)
+    loop = (ckpt.get("loops") or {}).get("fit_loop") or {}
+    counter = loop.get("epoch_loop.manual_optimization.optim_step_progress") or {}
+    for part in counter.values():
+        for key in ("ready", "completed"):
+            if key in part:
+                part[key] = int(part[key]) // per_step
+    ckpt[STEP_UNIT[0]] = STEP_UNIT[1]
 
 
 def checkpoint_gen_step(path: str) -> int:

@@ -5,12 +5,8 @@ import os
 
 from omegaconf import OmegaConf
 
-from spectral_gan.schedule import optimizer_steps
-
 
 def register() -> None:
-    if not OmegaConf.has_resolver("optimizer_steps"):
-        OmegaConf.register_new_resolver("optimizer_steps", optimizer_steps)
     if not OmegaConf.has_resolver("mul"):  # ${mul:100,${discriminator.pack}}: PacGAN's batch
         OmegaConf.register_new_resolver("mul", lambda a, b: a * b)
     if not OmegaConf.has_resolver("pid"):  # run directory names: unique among concurrent runs

@@ -1,8 +1,10 @@
 """The GAN training step as a LightningModule (manual optimization), and its logging.
 
 One ``training_step`` is one generator update, preceded by ``n_dis`` discriminator updates; the
-loader batch holds the ``n_dis`` real batches (``spectral_gan.schedule``: Lightning's
-``global_step`` advances by ``n_dis + 1`` per generator step).
+loader batch holds the ``n_dis`` real batches. Lightning's ``global_step`` is the generator step:
+only the generator's optimizer counts its steps (``step_discriminator``), so ``max_steps``,
+checkpoint cadences, the progress bar and every logged x-axis count generator steps without
+conversion.
 
 Power-iteration cadence: each discriminator update evaluates D's normalized weights once inside
 ``parametrize.cached()`` (one iteration, however many D forwards), and the generator update runs
@@ -32,6 +34,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from spectral_gan import ema as ema_lib
 from spectral_gan import health
+from spectral_gan.checkpoint import STEP_UNIT, count_generator_steps
 from spectral_gan.divergence import DivergenceGuard
 from spectral_gan.errors import ConfigError
 from spectral_gan.losses import AdversarialLoss
@@ -47,12 +50,15 @@ from spectral_gan.resume import stored_best
 from spectral_gan import run_logging
 from spectral_gan.run_logging import as_floats, grad_norm, log_hparams, log_picture, training_scalars
 from spectral_gan.run_state import capture_rng, restore_rng
-from spectral_gan.schedule import gen_steps
 from spectral_gan.settings import GANSettings, RunPaths
 from spectral_gan.speed import joint_d_pass_on
 from spectral_gan.visualize import image_grid, scatter_image
 
 log = logging.getLogger(__name__)
+
+def _no_closure() -> None:
+    return None
+
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 DEFAULT_ADAM = partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999))
@@ -169,11 +175,17 @@ class GAN(pl.LightningModule):
     @property
     def gen_step(self) -> int:
         """Generator updates completed."""
-        return gen_steps(self.trainer.global_step, self.n_dis)
+        return self.trainer.global_step
 
     @property
     def total_steps(self) -> int:
-        return gen_steps(self.trainer.max_steps, self.n_dis)
+        return self.trainer.max_steps
+
+    def step_discriminator(self, d_opt: torch.optim.Optimizer) -> None:
+        """D's optimizer step, taken as ``LightningOptimizer.step`` takes it (through the
+        strategy and precision plugin: AMP's GradScaler, the before-step hooks) but not counted:
+        Lightning's ``global_step`` counts the generator's steps only, the GAN's own unit."""
+        self.trainer.strategy.optimizer_step(d_opt, closure=_no_closure)
 
     @property
     def diverged(self) -> dict[str, Any] | None:
@@ -223,7 +235,8 @@ class GAN(pl.LightningModule):
 
     # -- the step -----------------------------------------------------------------------------
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        d_opt, g_opt = self.optimizers()
+        g_opt = self.optimizers()[1]  # Lightning's: its steps are the global_step
+        d_opt = self.optimizers(use_pl_optimizer=False)[0]  # stepped by step_discriminator
         images, labels = self._split_batch(batch)
         if self._data_diversity is None:
             self._data_diversity = health.diversity(images[: self.batch_size])
@@ -263,7 +276,6 @@ class GAN(pl.LightningModule):
         if self.G_ema is not None and step > self.settings.ema.start:
             ema_lib.update(self.G_ema, self.G, self.settings.ema.decay, first=not self._ema_started)
             self._ema_started = True
-        self.log("gen_step", float(step), logger=False)  # for checkpoint file names
         if log_step:
             self._log_scalars(step, stats, loss_g, d_opt, g_opt)
         self._log_diagnostics(step, last, stats)
@@ -312,7 +324,7 @@ class GAN(pl.LightningModule):
                 self.manual_backward(loss_d)
         if self.diverged:
             return None
-        d_opt.step()  # a skipped update has no gradients: Adam leaves the weights alone
+        self.step_discriminator(d_opt)  # skipped update: no gradients, Adam leaves the weights alone
         if not finite:
             return None
         stats = {"loss_d": loss_d, "loss_adv": loss_adv, "penalty": penalty,
@@ -405,8 +417,10 @@ class GAN(pl.LightningModule):
         checkpoint["skipped_steps"] = self.skipped_steps
         checkpoint["rng"] = capture_rng()
         checkpoint["spectral_gan_config"] = self.run_config
+        checkpoint[STEP_UNIT[0]] = STEP_UNIT[1]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        count_generator_steps(checkpoint)  # one of the optimizer-step count: before loops restore
         # earlier versions stored +inf for "none yet", whatever the metric's direction
         best = checkpoint.get("best_metric")
         if best is not None and not math.isinf(best):

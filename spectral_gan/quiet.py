@@ -4,8 +4,8 @@ Removed (each by its exact text, so anything else Lightning, torch or torchmetri
 gets through):
 
 - Lightning's adverts (``💡 Tip: For seamless cloud ...``, litlogger / litmodels);
-- ``Trainer.fit stopped: max_steps=40 reached``: Lightning counts optimizer steps
-  (``steps * (n_dis + 1)``); the run's own end line says how many generator steps it trained;
+- ``Trainer.fit stopped: max_steps=40 reached``: the run's own end line says how many generator
+  steps it trained, and why it stopped;
 - ``Restoring states from ...`` / ``Restored all states ...``: a resume says so in generator steps;
 - on a resume: ``Checkpoint directory ... exists and is not empty`` (it continues that directory)
   and ``Be aware that when using ckpt_path, callbacks ... need to be provided`` (a resume with

@@ -25,8 +25,8 @@ command line alone is the config, and the comparison below still guards it.
 A resume must continue the same run. What would change it silently is compared with the
 checkpoint's stored config (``spectral_gan_config``) before anything is built:
 
-- what a step is: ``n_dis`` (optimizer steps per generator step: the restored generator step
-  and the position in the data stream derive from it) and ``batch_size``;
+- what a step is: ``n_dis`` and ``batch_size`` (each loader batch holds ``n_dis`` real batches:
+  the position in the data stream derives from them);
 - what the state dict holds: the networks (``generator``, ``discriminator``, ``norm``,
   ``g_norm``), the data's kind and shape, and whether there is an EMA generator (read from the
   checkpoint's weights, so it holds for checkpoints of any version).
@@ -48,10 +48,9 @@ import yaml
 import torch
 from omegaconf import DictConfig, open_dict
 
-from spectral_gan.checkpoint import read_checkpoint
+from spectral_gan.checkpoint import read_checkpoint, saved_gen_step
 from spectral_gan.errors import ConfigError
 from spectral_gan.run_config import run_config
-from spectral_gan.schedule import gen_steps
 
 # What must match between a checkpoint and the config that resumes it (a key, or a group whose
 # every key must match).
@@ -141,7 +140,7 @@ def prepare_resume(cfg: DictConfig) -> int:
     if os.path.basename(ckpt_dir) == "checkpoints":
         with open_dict(cfg):
             cfg.paths.run_dir = os.path.dirname(ckpt_dir)
-    return gen_steps(ckpt.get("global_step", 0), cfg.n_dis)
+    return saved_gen_step(ckpt)
 
 
 # -- the command line of a resume ----------------------------------------------------------------

@@ -1,25 +1,15 @@
 """What a step is, and when things happen during training.
 
-One spectral-gan step is ``n_dis`` discriminator updates followed by one generator update.
-Lightning's ``global_step`` counts every optimizer step, so it advances by ``n_dis + 1`` per
-generator step; ``steps=``, logging, sampling, evaluation and checkpoint names all count
-generator steps. The conversion lives here and nowhere else.
+One spectral-gan step is ``n_dis`` discriminator updates followed by one generator update, and
+everything counts these steps: ``steps=``, the cadences below, logging, sampling, evaluation,
+checkpoint names and Lightning's own ``global_step`` (``spectral_gan.module``: the
+discriminator's optimizer steps are not counted), so no count is ever converted.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from spectral_gan.errors import ConfigError
-
-
-def gen_steps(optimizer_steps: int, n_dis: int) -> int:
-    """Generator steps completed after ``optimizer_steps`` of Lightning's global_step."""
-    return int(optimizer_steps) // (int(n_dis) + 1)
-
-
-def optimizer_steps(generator_steps: int, n_dis: int) -> int:
-    """Lightning's global_step after ``generator_steps`` (n_dis D steps + 1 G step each)."""
-    return int(generator_steps) * (int(n_dis) + 1)
 
 
 @dataclass(frozen=True)

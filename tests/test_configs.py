@@ -41,7 +41,7 @@ def test_every_data_and_architecture_composes(cfg_factory, data, arch):
     if data == "image_folder":
         overrides.append("data.root=/some/folder")
     cfg = cfg_factory(*overrides)
-    assert cfg.trainer.max_steps == cfg.steps * (cfg.n_dis + 1)
+    assert cfg.trainer.max_steps == cfg.steps  # Lightning counts generator steps
     assert cfg.data.batch_size == cfg.batch_size and cfg.data.batches_per_step == cfg.n_dis
 
 

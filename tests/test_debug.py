@@ -34,7 +34,7 @@ def test_each_debug_config_composes(cfg_factory, name):
         return
     assert cfg.task_name == "debug" and cfg.eval is None and cfg.extras.print_config is True
     assert cfg.trainer.accelerator == "cpu" and cfg.trainer.deterministic is True
-    assert {"fast_dev_run": cfg.trainer.get("fast_dev_run") == cfg.steps * (cfg.n_dis + 1),
+    assert {"fast_dev_run": cfg.trainer.get("fast_dev_run") == cfg.steps,
             "overfit": cfg.trainer.get("overfit_batches") == 1,
             "profiler": cfg.trainer.get("profiler") == "simple",
             "default": cfg.steps == 20}[name]
@@ -42,7 +42,7 @@ def test_each_debug_config_composes(cfg_factory, name):
 
 def test_command_line_beats_debug(cfg_factory):
     cfg = cfg_factory("debug=fast_dev_run", "steps=3", "n_dis=2", "trainer.accelerator=auto", fast=False)
-    assert cfg.steps == 3 and cfg.trainer.fast_dev_run == 9 and cfg.trainer.accelerator == "auto"
+    assert cfg.steps == 3 and cfg.trainer.fast_dev_run == 3 and cfg.trainer.accelerator == "auto"
 
 
 def test_fast_dev_run_trains_and_prints_the_config_tree(tmp_path):

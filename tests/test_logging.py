@@ -29,7 +29,7 @@ def test_metrics_reach_callback_metrics_and_best_ckpt_is_a_model_checkpoints(cfg
         "+callbacks.top_fid._target_=pytorch_lightning.callbacks.ModelCheckpoint",
         "+callbacks.top_fid.monitor=metrics/fid_classifier",
         f"+callbacks.top_fid.dirpath={tmp_path / 'top'}",
-        "+callbacks.top_fid.every_n_train_steps=4",  # each evaluation: 2 gen steps x (n_dis + 1)
+        "+callbacks.top_fid.every_n_train_steps=2",  # each evaluation (generator steps)
         "+callbacks.top_fid.save_top_k=2"))
     logged = scalars(str(tmp_path))
     fids = logged["metrics/fid_classifier"]
@@ -48,7 +48,7 @@ def test_metrics_reach_callback_metrics_and_best_ckpt_is_a_model_checkpoints(cfg
     assert best.best_model_path == result["best_checkpoint"]
     assert float(best.best_model_score) == pytest.approx(value)
     saved = torch.load(result["best_checkpoint"], weights_only=True)
-    assert saved["global_step"] == 2 * step and saved["best_metric"] == pytest.approx(value)
+    assert saved["global_step"] == step and saved["best_metric"] == pytest.approx(value)
     assert sorted(os.listdir(tmp_path / "checkpoints")) == [
         "best.ckpt", "last.ckpt"]  # no best-v1.ckpt, no stray temporary files
     stock = callback(result, ModelCheckpoint)
@@ -78,7 +78,7 @@ def test_early_stopping_from_config_stops_the_run(cfg_factory, tmp_path):
     stopper = callback(result, EvalEarlyStopping)
     assert stopper.monitor == "metrics/reverse_kl" and stopper.mode == "min"
     assert result["gen_step"] == 2 and stopper.wait_count == 1
-    assert torch.load(result["checkpoint"], weights_only=True)["global_step"] == 4  # last.ckpt
+    assert torch.load(result["checkpoint"], weights_only=True)["global_step"] == 2  # last.ckpt
 
 
 def test_several_loggers_at_once_share_the_generator_step_axis(cfg_factory, tmp_path):

@@ -41,9 +41,9 @@ def test_last_ckpt_stays_the_newest_after_a_resume_and_auto_finds_it(cfg_factory
     # write last-v1.ckpt beside a stale last.ckpt.
     resumed = train(cfg_factory(*RING, "steps=6", "checkpoint_every=3", f"ckpt_path={ckpt}"))
     assert not list((tmp_path / "checkpoints").glob("last-v*.ckpt"))
-    assert resumed["checkpoint"] == str(ckpt) and step_of(ckpt) == 12
+    assert resumed["checkpoint"] == str(ckpt) and step_of(ckpt) == 6
     again = train(cfg_factory(*RING, "steps=7", "checkpoint_every=3", "ckpt_path=auto"))
-    assert again["gen_step"] == 7 and step_of(ckpt) == 14
+    assert again["gen_step"] == 7 and step_of(ckpt) == 7
     assert [s for s, _ in scalars(str(tmp_path))["loss/d"]][-3:] == [5, 6, 7]
 
 
@@ -59,7 +59,7 @@ def test_last_ckpt_is_saved_before_each_evaluation_and_resumes(cfg_factory, tmp_
 
     monkeypatch.setattr(GAN, "run_evaluation", recording)
     train(cfg_factory(*RING, "steps=3", "eval.every=2", "checkpoint_every=100"))
-    assert seen == [2, 4]  # generator steps 1 and 2 (n_dis=1): one step lost, not 100
+    assert seen == [1, 2]  # one step lost, not 100
     monkeypatch.setattr(GAN, "run_evaluation", evaluate)
     resumed = train(cfg_factory(*RING, "steps=4", "eval.every=2", "checkpoint_every=100",
                                 f"ckpt_path={tmp_path / 'before_eval_2.ckpt'}",
@@ -244,7 +244,7 @@ def test_interrupt_chains_the_handler_installed_before_it(cfg_factory, tmp_path)
         signal.signal(signal.SIGTERM, previous)
     assert calls == [signal.SIGTERM]  # the earlier handler still ran
     assert result["interrupted"]["signal"] == "SIGTERM" and result["gen_step"] in (2, 3)
-    assert step_of(tmp_path / "checkpoints" / "last.ckpt") == 2 * result["gen_step"]
+    assert step_of(tmp_path / "checkpoints" / "last.ckpt") == result["gen_step"]
     assert not list((tmp_path / "checkpoints").glob("last-v*.ckpt"))
 
 
@@ -290,3 +290,32 @@ def test_ddp_sigterm_to_one_rank_stops_both_with_one_checkpoint(tmp_path):
     assert "Interrupted by SIGTERM" in out
     ckpts = sorted(p.name for p in next(runs.iterdir()).glob("checkpoints/*.ckpt"))
     assert ckpts == ["last.ckpt"]
+
+
+# -- checkpoints of the optimizer-step count --------------------------------------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures"
+# How the two fixtures were written (before 2026-12-05, when global_step counted the optimizer
+# steps of both networks): spectral-gan-train with these overrides; step 2 and last.ckpt (step 4).
+V1_RUN = ["experiment=ring_sn", "steps=4", "n_dis=2", "checkpoint_every=2", "generator.hidden=16",
+          "discriminator.hidden=16"]
+
+
+def test_a_checkpoint_that_counted_optimizer_steps_resumes_at_its_generator_step(cfg_factory, tmp_path):
+    from spectral_gan.checkpoint import checkpoint_gen_step
+
+    old = torch.load(FIXTURES / "optimizer_steps_v1_step2.ckpt", weights_only=True)
+    assert old["global_step"] == 6 and "step_unit" not in old  # 2 x (n_dis D steps + 1 G step)
+    assert checkpoint_gen_step(str(FIXTURES / "optimizer_steps_v1_step2.ckpt")) == 2
+    (tmp_path / "checkpoints").mkdir()
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    ckpt.write_bytes((FIXTURES / "optimizer_steps_v1_step2.ckpt").read_bytes())
+    resumed = train(cfg_factory(*V1_RUN, "ckpt_path=auto", fast=False))
+    assert resumed["gen_step"] == 4
+    assert [s for s, _ in scalars(str(tmp_path))["loss/d"]][-1] == 4  # step 3 and 4 trained, once
+    new = torch.load(ckpt, weights_only=True)
+    assert new["global_step"] == 4 and new["step_unit"] == "generator"
+    # The same two steps the old version trained from there, to the bit.
+    reference = torch.load(FIXTURES / "optimizer_steps_v1_step4.ckpt", weights_only=True)["state_dict"]
+    for name, value in reference.items():
+        assert torch.equal(new["state_dict"][name], value), name

@@ -56,7 +56,7 @@ def test_image_architectures_train(cfg_factory, tmp_path, arch, norm):
                       "steps=2", "n_dis=2")
     result = train(cfg)
     assert result["gen_step"] == 2
-    assert result["trainer"].global_step == 6  # (n_dis + 1) optimizer steps per generator step
+    assert result["trainer"].global_step == 2  # Lightning counts generator steps, not D's
     acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0})
     acc.Reload()
     assert "samples" in acc.Tags()["images"]
@@ -104,7 +104,7 @@ def test_resume_continues_step_count_and_logging(cfg_factory, tmp_path):
     ckpt = first["checkpoint"]
     assert first["gen_step"] == 4 and os.path.exists(ckpt)
     state = torch.load(ckpt, weights_only=False)
-    assert state["global_step"] == 8
+    assert state["global_step"] == 4 and state["step_unit"] == "generator"
     resumed = train(cfg_factory(*RING, "steps=7", f"ckpt_path={ckpt}"))
     assert resumed["gen_step"] == 7
     steps = [s for s, _ in scalars(str(tmp_path))["loss/d"]]
@@ -245,7 +245,7 @@ def test_default_experiment_gives_digits_on_three_seeds(default_runs):
     for run, proc, q in default_runs:
         assert os.path.exists(os.path.join(run, "samples", "step_001600.png"))
         state = torch.load(os.path.join(run, "checkpoints", "last.ckpt"), weights_only=True)
-        assert state["global_step"] == 3200
+        assert state["global_step"] == 1600
         logged = scalars(run)
         assert all(math.isfinite(v) for _, v in logged["loss/d"])
         assert logged["health/collapsed"][-1] == (1600, 0.0)
