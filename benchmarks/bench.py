@@ -1,7 +1,7 @@
 """`make bench`: step time of every normalization preset through the real training path, the
 framework against a bare PyTorch loop, peak memory, FID throughput and a scaling table.
 
-Method: each measurement trains through `spectral_gan.training.train` on the config that
+Method: each measurement trains through `spectral_gan.training.run.train` on the config that
 `spectral-gan-train <overrides>` composes, with a StepTimer callback; the first 3 steps (warm-up)
 and the last (it samples and evaluates) are dropped and the median of the rest is taken. The
 presets and the bare loop (written here with the same networks, SN, loss, optimizers and batch)
@@ -36,7 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # spectral_gan from this checkout, as the training subprocesses use
 
-from spectral_gan.hardware import cpu_model, describe, gpu_name  # noqa: E402
+from devtools.hardware import cpu_model, describe, gpu_name  # noqa: E402
 PRESETS = ["none", "sn", "bsn", "msn", "osn", "gp", "bn"]
 MODEL = ["data=mnist5k", "generator=dcgan", "discriminator=dcgan", "loss=hinge", "n_dis=1"]
 # The peers' setting (StudioGAN's and Mimicry's SNGAN): 3-channel 32x32 random images, batch 64,
@@ -59,7 +59,7 @@ def timed_overrides(tmp: str, steps: int, device: str, warmup: int) -> list[str]
     the StepTimer callback writing to ``tmp``."""
     return [f"steps={steps}", "debug=quiet", "ema.decay=0", "eval.classifier=false",
             f"trainer.accelerator={device}", f"hydra.run.dir={tmp}/run",
-            "+callbacks.step_timer._target_=spectral_gan.callbacks.StepTimer",
+            "+callbacks.step_timer._target_=spectral_gan.training.callbacks.StepTimer",
             f"+callbacks.step_timer.path={tmp}/times.json", f"+callbacks.step_timer.warmup={warmup}"]
 
 
@@ -85,12 +85,12 @@ def train_step_time(overrides: list[str], steps: int, device: str, model: list[s
 
 def train_step_time_in_process(overrides: list[str], steps: int, device: str,
                                model: list[str] = MODEL, warmup: int = 3) -> dict:
-    """The same run through ``spectral_gan.training.train`` (what the console script calls after
+    """The same run through ``spectral_gan.training.run.train`` (what the console script calls after
     composing the config) in this process, so that every variant of a comparison shares one
     process: separate processes differed by a few percent each (allocation, placement), which
     swamped the 5% targets."""
     from spectral_gan.cli.train import compose_train_config
-    from spectral_gan.training import train
+    from spectral_gan.training.run import train
 
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), \
             contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -122,7 +122,7 @@ def bare_loop_step_time(steps: int, batch: int, ch: int | None, device: str, n_d
     from spectral_gan.models import (DCGANDiscriminator, DCGANGenerator, ResNetDiscriminator,
                                      ResNetGenerator)
     from spectral_gan.norms import NormHook
-    from spectral_gan.speed import use_channels_last
+    from spectral_gan.training.speed import use_channels_last
 
     torch.manual_seed(0)
     dev = torch.device(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -264,7 +264,7 @@ def main() -> None:
     result = {
         "date": time.strftime("%Y-%m-%d"),
         # The GPU with the host CPU's model, or the CPU's model (platform.processor() is
-        # usually empty on Linux: spectral_gan.hardware reads /proc/cpuinfo).
+        # usually empty on Linux: devtools.hardware reads /proc/cpuinfo).
         "device": describe(gpu, torch.get_num_threads()), "cpu": cpu_model(), "cpu_cores": os.cpu_count(),
         "gpu": gpu_name() if gpu else None,
         "threads": torch.get_num_threads(), "torch": torch.__version__,

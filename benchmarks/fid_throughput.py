@@ -18,7 +18,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from spectral_gan.hardware import cpu_model  # noqa: E402
+from devtools.hardware import cpu_model  # noqa: E402
 from spectral_gan.metrics.classifier import load_classifier  # noqa: E402
 from spectral_gan.metrics.inception import InceptionFeatures  # noqa: E402
 

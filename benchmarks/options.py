@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from bench import ROOT, train_step_time
-from spectral_gan.hardware import cpu_model, describe, gpu_name
+from devtools.hardware import cpu_model, describe, gpu_name
 
 # name: (overrides, GPU only, what it shows[, the variant it is measured against])
 VARIANTS = {

@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from check_default import (RESULTS_MD, data_path, device_of, parse_seeds, publish,  # noqa: E402
                            run_jobs, study_file, train_one, verdict_cell)
-from spectral_gan.checkpoint_eval import evaluate_checkpoint  # noqa: E402
+from spectral_gan.checkpoints.evaluate import evaluate_checkpoint  # noqa: E402
 
 EXPERIMENT = "mnist5k_cond"
 STUDY = "check_conditional"  # docs/results/check_conditional.json; data:check_conditional:runs

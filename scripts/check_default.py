@@ -7,7 +7,7 @@
 
 Each run is `spectral-gan-train experiment=mnist5k_sn seed=S` in a process and run directory of
 its own (so runs may go in parallel with --jobs), timed; then its final checkpoint is scored by
-the digit classifier (spectral_gan/report/digit_quality.py: classifier IS and FID of 2,000 EMA
+the digit classifier (devtools/digit_quality.py: classifier IS and FID of 2,000 EMA
 samples, the fraction of samples per digit, collapse checks). The check's data (a table of the
 runs: wall time, IS, FID, class balance, pass/fail; IS and FID over the seeds; every run's raw
 numbers) go to docs/results/check_default.json, rendered into docs/results.md as `make results`
@@ -39,10 +39,10 @@ from typing import Callable
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from spectral_gan.checkpoint import checkpoint_gen_step  # noqa: E402
-from spectral_gan.hardware import describe  # noqa: E402
-from spectral_gan.report import digit_quality as dq  # noqa: E402
-from spectral_gan.report.sections import markers, write_marked_sections  # noqa: E402
+from spectral_gan.checkpoints.load import checkpoint_gen_step  # noqa: E402
+from devtools.hardware import describe  # noqa: E402
+from devtools import digit_quality as dq  # noqa: E402
+from devtools.doc_sections import markers, write_marked_sections  # noqa: E402
 
 EXPERIMENT = "mnist5k_sn"
 STUDY = "check_default"  # docs/results/check_default.json, sections data:check_default:<table>

@@ -29,9 +29,9 @@ sys.path.insert(0, os.path.join(REPO, "scripts"))
 
 from check_default import parse_seeds  # noqa: E402
 
-from spectral_gan import health  # noqa: E402
+from spectral_gan.training import health  # noqa: E402
 from spectral_gan.cli.train import compose_train_config  # noqa: E402
-from spectral_gan.training import train  # noqa: E402
+from spectral_gan.training.run import train  # noqa: E402
 
 SATURATED_LOSS, SATURATED_GRAD = 0.02, 0.01
 

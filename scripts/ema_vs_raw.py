@@ -4,7 +4,7 @@
     python scripts/ema_vs_raw.py outputs/check_default/<date_time> --runs seed1,seed6
 
 For each run directory (seed0, seed1, ...) under the check's root: the per-digit fractions of
-2,000 samples, as the digit classifier assigns them (spectral_gan/report/digit_quality.py), of
+2,000 samples, as the digit classifier assigns them (devtools/digit_quality.py), of
 the final checkpoint's EMA weights, of its raw generator, and of the raw generator of every
 periodic checkpoint (gen_step_*.ckpt, or gen_step=*.ckpt of runs before issue 16). This is how the default's EMA decay was chosen (issue
 #12, docs/results.md): with decay 0.999 from step 1000 of 1600, the EMA still held 55% of the
@@ -21,7 +21,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from spectral_gan.report.digit_quality import CLASS_MAX, CLASS_MIN, evaluate_digits  # noqa: E402
+from devtools.digit_quality import CLASS_MAX, CLASS_MIN, evaluate_digits  # noqa: E402
 
 
 def row(label: str, ckpt: str, weights: str) -> str:

@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from spectral_gan.hardware import cpu_model  # noqa: E402
+from devtools.hardware import cpu_model  # noqa: E402
 from spectral_gan.report.runs import read_run  # noqa: E402
 
 TRAIN = [sys.executable, "-m", "spectral_gan.cli.train"]

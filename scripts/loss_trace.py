@@ -23,7 +23,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from spectral_gan.cli.train import compose_train_config  # noqa: E402
-from spectral_gan.training import train  # noqa: E402
+from spectral_gan.training.run import train  # noqa: E402
 
 
 def loss_trace(steps: int, overrides: list[str], run_dir: str) -> list[list[float]]:

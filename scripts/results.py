@@ -31,7 +31,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from spectral_gan.report.sections import markers  # noqa: E402
+from devtools.doc_sections import markers  # noqa: E402
 from spectral_gan.report.significance import METHOD, reverse_kl_floor, welch  # noqa: E402
 
 DATA = os.path.join(REPO, "docs", "results")

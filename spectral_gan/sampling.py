@@ -13,7 +13,7 @@ import torch
 from tqdm import tqdm
 from torchvision.utils import save_image
 
-from spectral_gan.checkpoint import load_generator
+from spectral_gan.checkpoints.load import load_generator
 from spectral_gan.errors import ConfigError
 from spectral_gan.visualize import scatter_image
 

@@ -14,7 +14,7 @@ import spectral_gan.metrics.inception as inception
 from spectral_gan.data import DigitsDataModule, ImageFolderDataModule
 from spectral_gan.errors import ConfigError, DatasetNotFoundError
 from spectral_gan.evaluation import Evaluator
-from spectral_gan.training import train
+from spectral_gan.training.run import train
 from tests.conftest import run_cli
 
 
@@ -89,7 +89,7 @@ def test_bad_optimizer_values_are_one_sentence_before_anything_is_built(cfg_fact
 
 def test_one_bad_job_does_not_stop_a_sweep_and_is_recorded_counted_and_compared(tmp_path):
     from spectral_gan.cli.compare import main as compare
-    from spectral_gan.run_status import read_status
+    from spectral_gan.runs.status import read_status
 
     sweep = tmp_path / "sweep"
     args = ("-m", "data=ring", "generator=mlp", "discriminator=mlp", "steps=2",

@@ -64,7 +64,7 @@ def test_options_variants_are_measured_against_their_baseline():
 
 
 def test_results_name_the_cpu_model(tmp_path):
-    from spectral_gan.hardware import cpu_model, describe
+    from devtools.hardware import cpu_model, describe
 
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC  7B13\n")
@@ -90,9 +90,9 @@ def test_an_interrupt_stops_the_benchmark_with_128_plus_the_signal(monkeypatch):
     between runs the benchmark's own handler does the same."""
     import signal
 
-    import spectral_gan.training
+    import spectral_gan.training.run
 
-    monkeypatch.setattr(spectral_gan.training, "train",
+    monkeypatch.setattr(spectral_gan.training.run, "train",
                         lambda cfg: {"interrupted": {"signal": "SIGTERM", "gen_step": 2}})
     with pytest.raises(SystemExit) as stopped:
         bench.train_step_time_in_process(["data=ring", "generator=mlp", "discriminator=mlp"], 2, "cpu",

@@ -8,9 +8,9 @@ import copy
 import pytest
 import torch
 
-from spectral_gan.checkpoint import load_generator
-from spectral_gan.checkpoint_trust import UntrustedCheckpoint, checked_parts
-from spectral_gan.training import train
+from spectral_gan.checkpoints.load import load_generator
+from spectral_gan.checkpoints.trust import UntrustedCheckpoint, checked_parts
+from spectral_gan.training.run import train
 from tests.test_cli_tools import run
 
 
@@ -60,7 +60,7 @@ def test_hostile_target_is_refused_and_nothing_runs(ring_ckpt, tmp_path, module)
 @pytest.mark.parametrize("edit,message", [
     # a re-exported name in an allowed package is not a class defined there
     (lambda c: c["data"].update(_target_="spectral_gan.data.base.DataLoader"), "not a data module"),
-    (lambda c: c["data"].update(_target_="spectral_gan.data.base.first_batches"), "not a data module"),
+    (lambda c: c["data"].update(_target_="spectral_gan.data.batches.first_batches"), "not a data module"),
     (lambda c: c["data"].update(_target_="spectral_gan.data.base.torch.save"), "does not exist"),
     # a spectral_gan function outside data/models/norms
     (lambda c: c["data"].update(_target_="spectral_gan.sampling.write_samples"), "not a class of"),

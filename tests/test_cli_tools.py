@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from spectral_gan.training import train
+from spectral_gan.training.run import train
 
 
 def run(module: str, *args: str, cwd) -> subprocess.CompletedProcess:
@@ -57,7 +57,7 @@ def test_eval_writes_json_with_metrics_and_protocol(digits_ckpt, tmp_path):
 
 
 def test_raw_or_ema_weights_on_request(digits_ckpt, tmp_path):
-    from spectral_gan.checkpoint import load_generator
+    from spectral_gan.checkpoints.load import load_generator
     from spectral_gan.errors import ConfigError
 
     ema, _, info_ema = load_generator(str(digits_ckpt))
@@ -72,7 +72,7 @@ def test_raw_or_ema_weights_on_request(digits_ckpt, tmp_path):
 
 
 def test_ema_weights_of_a_run_without_ema_are_refused(cfg_factory, tmp_path):
-    from spectral_gan.checkpoint import load_generator
+    from spectral_gan.checkpoints.load import load_generator
     from spectral_gan.errors import ConfigError
 
     train(cfg_factory("data=ring", "generator=mlp", "discriminator=mlp", "batch_size=16", "steps=2",

@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-import spectral_gan.checkpoint_eval as checkpoint_eval
-import spectral_gan.evaluation as evaluation
+import spectral_gan.checkpoints.evaluate as checkpoint_eval
+import spectral_gan.evaluation.evaluator as evaluation
 from spectral_gan.data.embedded import MNIST5kDataModule
 from spectral_gan.errors import ConfigError
 from spectral_gan.evaluation import BALANCED, Evaluator, balanced_labels

@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 from torch.nn.utils import parametrize
 
-from spectral_gan.checkpoint import load_generator
+from spectral_gan.checkpoints.load import load_generator
 from spectral_gan.errors import ConfigError
-from spectral_gan.module import GRID_COLUMNS
-from spectral_gan.training import train
+from spectral_gan.training.callbacks.sample_grid import GRID_COLUMNS
+from spectral_gan.training.run import train
 from hydra.core.global_hydra import GlobalHydra
 
 from spectral_gan.cli.train import compose_train_config
@@ -135,7 +135,7 @@ def test_conditional_preset_draws_the_requested_digit(tmp_path):
     """experiment=mnist5k_cond in full on one seed (about 8 minutes on 2 cores): the digit
     classifier assigns at least 95% of 2,000 balanced-label EMA samples to the requested class
     (issue 17's criterion; docs/results.md has the table over seeds)."""
-    from spectral_gan.checkpoint_eval import evaluate_checkpoint
+    from spectral_gan.checkpoints.evaluate import evaluate_checkpoint
     from tests.conftest import run_cli
 
     run_dir = tmp_path / "seed0"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import itertools
 import pytest
 
-from spectral_gan.settings import GANSettings
+from spectral_gan.training.settings import GANSettings
 from hydra.utils import instantiate
 
 from spectral_gan.losses import AdversarialLoss
@@ -163,7 +163,7 @@ def test_sn_settings_study_sweeps_settings_norms_and_seeds(cfg_factory):
 
 def test_threads_must_be_a_positive_integer(cfg_factory):
     from spectral_gan.errors import ConfigError
-    from spectral_gan.training import train
+    from spectral_gan.training.run import train
 
     with pytest.raises(ConfigError, match="threads must be a positive integer"):
         train(cfg_factory("data=ring", "generator=mlp", "discriminator=mlp", "threads=0", "steps=1"))

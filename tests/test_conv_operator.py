@@ -110,7 +110,7 @@ def test_sn_conv_on_a_bare_layer_and_pause():
 
 
 def test_sn_with_weight_sn_conv_trains_on_mnist5k_and_logs_operator_norms(cfg_factory, tmp_path):
-    from spectral_gan.training import train
+    from spectral_gan.training.run import train
     from tests.test_train import scalars
     result = train(cfg_factory("data=mnist5k", "batch_size=8", "generator.ch=4",
                                "discriminator.ch=4", "norm=sn", "norm.weight=sn_conv", "steps=3"))

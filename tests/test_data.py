@@ -123,7 +123,7 @@ def _cat(batches) -> torch.Tensor:
 
 
 def test_embedded_reference_images_are_a_fixed_subset_in_batches():
-    from spectral_gan.data.base import reference_indices
+    from spectral_gan.data.batches import reference_indices
 
     dm = MNIST5kDataModule()
     batches = list(dm.reference_images("train", 130, batch_size=50))
@@ -146,7 +146,7 @@ def test_toy_reference_points_come_from_the_mixture_and_repeat(dm):
 
 
 def test_image_folder_reference_images_are_a_fixed_subset_of_sorted_paths(tmp_path):
-    from spectral_gan.data.base import reference_indices
+    from spectral_gan.data.batches import reference_indices
 
     for i in range(5):
         Image.new("L", (8, 8), color=50 * i).save(tmp_path / f"img{i}.png")
@@ -185,11 +185,11 @@ def test_reference_side_is_a_fixed_random_subset_covering_every_class():
     subset: all ten digits, the same images on every call, and real held-out digits close to it."""
     import torch
 
-    from spectral_gan.data.base import reference_indices
+    from spectral_gan.data.batches import reference_indices
     from spectral_gan.data.embedded import MNIST5kDataModule
     from spectral_gan.evaluation import Evaluator
     from spectral_gan.metrics.classifier import heldout_split, load_classifier
-    from spectral_gan.report.digit_quality import class_fractions
+    from devtools.digit_quality import class_fractions
 
     dm = MNIST5kDataModule()
     dm.setup("fit")

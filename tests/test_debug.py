@@ -5,8 +5,8 @@ import pytest
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from spectral_gan.config_tree import config_tree_text
-from spectral_gan.training import train
+from spectral_gan.config.tree import config_tree_text
+from spectral_gan.training.run import train
 from tests.conftest import REPO, run_cli
 from tests.test_train import RING
 

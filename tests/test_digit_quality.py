@@ -7,10 +7,10 @@ import sys
 import pytest
 import torch
 
-from spectral_gan.checkpoint import checkpoint_gen_step
+from spectral_gan.checkpoints.load import checkpoint_gen_step
 from spectral_gan.metrics.classifier import class_fractions, heldout_split, load_classifier
-from spectral_gan.report import digit_quality as dq
-from spectral_gan.training import train
+from devtools import digit_quality as dq
+from spectral_gan.training.run import train
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))

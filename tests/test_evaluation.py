@@ -12,7 +12,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 from torch import nn
 
-import spectral_gan.evaluation as evaluation
+import spectral_gan.evaluation.evaluator as evaluation
 from spectral_gan.data import DigitsDataModule, GridDataModule, RingDataModule
 from spectral_gan.errors import ConfigError
 from spectral_gan.evaluation import CONFIG_KEYS, Evaluator
@@ -152,6 +152,6 @@ def test_reference_side_reads_the_data_modules_public_images():
     ev = Evaluator.from_config(dm, {"num_samples": 130, "batch_size": 50})
     batches = list(ev._reference_batches())
     assert [len(b) for b in batches] == [50, 50, 30]
-    from spectral_gan.data.base import reference_indices
+    from spectral_gan.data.batches import reference_indices
 
     torch.testing.assert_close(torch.cat(batches), dm.images[reference_indices(len(dm.images), 130)])

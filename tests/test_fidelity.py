@@ -17,15 +17,15 @@ import pytest
 import torch
 from torch import nn
 
-from spectral_gan.checkpoint import _earlier_defaults
+from spectral_gan.checkpoints.load import _earlier_defaults
 from spectral_gan.models import MLPDiscriminator, MLPGenerator
 from spectral_gan.models.common import initialize
 from spectral_gan.models.conditional import ConditionalBatchNorm2d
 from spectral_gan.models.resnet import ResNetDiscriminator, ResNetGenerator
-from spectral_gan.module import GAN
+from spectral_gan.training.gan import GAN
 from spectral_gan.losses import get_loss
-from spectral_gan.settings import GANSettings
-from spectral_gan.training import train
+from spectral_gan.training.settings import GANSettings
+from spectral_gan.training.run import train
 from tests.test_train import scalars
 
 SNGAN_PROJECTION = {"steps": 50000, "n_dis": 5, "batch_size": 64, "g_batch_size": 128,

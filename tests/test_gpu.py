@@ -1,6 +1,6 @@
 """The GPU path, run for real: `pytest -m gpu` (the first stage of `make gpu-check`).
 
-Each test trains a few generator steps through ``spectral_gan.training.train`` (or, for DDP, the
+Each test trains a few generator steps through ``spectral_gan.training.run.train`` (or, for DDP, the
 ``spectral-gan-train`` command) with ``trainer=gpu`` and checks that it ran on CUDA and logged
 finite losses at every step. Without a CUDA GPU every test here is skipped, with the reason; the
 default ``make test`` (``-m "not slow"``) collects them and skips them.
@@ -13,7 +13,7 @@ import os
 import pytest
 import torch
 
-from spectral_gan.training import train
+from spectral_gan.training.run import train
 from tests.conftest import REPO, run_cli
 from tests.test_train import scalars
 

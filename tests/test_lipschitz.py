@@ -12,7 +12,7 @@ from spectral_gan.models import DCGANDiscriminator, MLPDiscriminator, ResNetDisc
 from spectral_gan.norms import NormHook
 from spectral_gan.norms.lipschitz import LayerConstants, input_gradient_norms, lipschitz_report
 from spectral_gan.norms.monitor import activation_drift, drift_of
-from spectral_gan.schedule import Schedule
+from spectral_gan.training.schedule import Schedule
 
 
 def _brute_force(model: nn.Module, shape, n: int = 4000) -> float:
@@ -92,7 +92,7 @@ def test_drift_is_the_rms_channel_mean_and_msn_removes_it():
 
 
 def test_diagnostics_are_on_by_default(cfg_factory):
-    from spectral_gan.settings import GANSettings
+    from spectral_gan.training.settings import GANSettings
     schedule = GANSettings.from_config(cfg_factory()).schedule
     assert schedule.svd_every > 0 and schedule.lipschitz_every > 0 and schedule.layer_stats_every > 0
     assert Schedule().svd_every > 0

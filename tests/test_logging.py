@@ -10,9 +10,9 @@ import pytest
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from spectral_gan.callbacks import BestCheckpoint, EvalEarlyStopping
+from spectral_gan.training.callbacks import BestCheckpoint, EvalEarlyStopping
 from spectral_gan.errors import ConfigError
-from spectral_gan.training import train
+from spectral_gan.training.run import train
 from tests.conftest import run_cli
 from tests.test_train import RING, TINY_IMAGES, scalars
 

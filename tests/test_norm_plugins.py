@@ -13,7 +13,7 @@ from torch.nn.utils import parametrize
 
 from spectral_gan.errors import ConfigError
 from spectral_gan.norms import FEATURE_NORMS, WEIGHT_NORMS, generator_weight_norms, mixes_batch
-from spectral_gan.training import train
+from spectral_gan.training.run import train
 
 RING = ["data=ring", "generator=mlp", "discriminator=mlp", "batch_size=32",
         "discriminator.hidden=16", "generator.hidden=16"]

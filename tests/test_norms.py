@@ -142,8 +142,8 @@ OLD_SHARED_NORM = {  # configs/norm/none.yaml before the options became null: ev
 
 def test_a_checkpoint_of_the_old_shared_options_resumes_under_todays_null_options(cfg_factory):
     from spectral_gan.norms.options import effective
-    from spectral_gan.resume import differences
-    from spectral_gan.run_config import run_config
+    from spectral_gan.checkpoints.resume import differences
+    from spectral_gan.config.run_config import run_config
 
     today = run_config(cfg_factory("data=ring", "generator=mlp", "discriminator=mlp", "norm=sn"))
     assert today["norm"]["scale"] is None and today["norm"]["n_power_iterations"] is None

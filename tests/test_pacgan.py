@@ -18,7 +18,7 @@ from spectral_gan.models.pack import pack_of, pack_samples, packed_count, penalt
 from spectral_gan.norms import NormHook, power_iteration_paused
 from spectral_gan.norms.lipschitz import (LayerConstants, input_gradient_norms, lipschitz_report,
                                           sample_count)
-from spectral_gan.training import train
+from spectral_gan.training.run import train
 from tests.test_train import scalars
 
 

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-import spectral_gan.evaluation as evaluation
+import spectral_gan.evaluation.evaluator as evaluation
 from spectral_gan.data import ImageFolderDataModule
 from spectral_gan.evaluation import Evaluator
 from spectral_gan.metrics.suite import MetricSuite

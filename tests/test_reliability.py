@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from spectral_gan.callbacks import AtomicCheckpointIO
+from spectral_gan.training.callbacks import AtomicCheckpointIO
 from spectral_gan.data import ImageFolderDataModule
 from spectral_gan.errors import ConfigError, DatasetNotFoundError, RunEnvironmentError
-from spectral_gan.training import TrainingDiverged, train
+from spectral_gan.training.run import TrainingDiverged, train
 from tests.conftest import crash_mid_write, run_cli
 from tests.test_train import RING, scalars
 
@@ -47,7 +47,7 @@ def test_skip_mode_skips_a_bounded_number_of_updates(cfg_factory, tmp_path, chec
 
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="Converting a tensor with requires_grad")
-        with caplog.at_level("WARNING", logger="spectral_gan.divergence"):
+        with caplog.at_level("WARNING", logger="spectral_gan.training.divergence"):
             result = train(cfg_factory(*RING, "fault.nan_at_step=2", "divergence.action=skip",
                                        "steps=4", f"divergence.check={check}"))
     assert result["gen_step"] == 4 and result["module"].skipped_steps == 1
@@ -192,7 +192,7 @@ def test_unknown_divergence_action_is_refused(cfg_factory):
 def test_sigterm_stops_a_sequential_sweep_and_its_rerun_resumes_and_goes_on(tmp_path):
     """Issue 34, item 6: job 0 saves and the process exits 143 without starting job 1; the same
     command again resumes job 0 from its checkpoint and then runs job 1."""
-    from spectral_gan.run_status import read_status
+    from spectral_gan.runs.status import read_status
 
     sweep = tmp_path / "sweep"
     args = ["-m", *RING, "steps=150", "seed=1,2", "eval.every=0", "log_every=1",

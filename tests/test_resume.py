@@ -16,14 +16,14 @@ import torch
 from PIL import Image
 from torch import nn
 
-from spectral_gan.callbacks import AtomicCheckpointIO
+from spectral_gan.training.callbacks import AtomicCheckpointIO
 from spectral_gan.data import ImageFolderDataModule
-from spectral_gan.data.base import ResumableSampler
-from spectral_gan.divergence import DivergenceGuard, DivergenceSettings
+from spectral_gan.data.batches import ResumableSampler
+from spectral_gan.training.divergence import DivergenceGuard, DivergenceSettings
 from spectral_gan.errors import ConfigError, RunEnvironmentError
 from spectral_gan.metrics.registry import higher_is_better
-from spectral_gan.module import GAN
-from spectral_gan.training import train
+from spectral_gan.training.gan import GAN
+from spectral_gan.training.run import train
 from tests.conftest import crash_mid_write, REPO
 from tests.test_train import RING, scalars
 
@@ -207,7 +207,7 @@ def test_runs_started_in_the_same_second_get_their_own_directory():
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    import spectral_gan.config_resolvers  # noqa: F401  (the pid resolver)
+    import spectral_gan.config.resolvers  # noqa: F401  (the pid resolver)
     from spectral_gan.cli.common import CONFIG_DIR
 
     GlobalHydra.instance().clear()
@@ -302,7 +302,7 @@ V1_RUN = ["experiment=ring_sn", "steps=4", "n_dis=2", "checkpoint_every=2", "gen
 
 
 def test_a_checkpoint_that_counted_optimizer_steps_resumes_at_its_generator_step(cfg_factory, tmp_path):
-    from spectral_gan.checkpoint import checkpoint_gen_step
+    from spectral_gan.checkpoints.load import checkpoint_gen_step
 
     old = torch.load(FIXTURES / "optimizer_steps_v1_step2.ckpt", weights_only=True)
     assert old["global_step"] == 6 and "step_unit" not in old  # 2 x (n_dis D steps + 1 G step)

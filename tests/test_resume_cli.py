@@ -16,9 +16,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from spectral_gan.cli.train import compose_train_config
 from spectral_gan.errors import ConfigError
-from spectral_gan.resume import resume_overrides
-from spectral_gan.settings import RunPaths
-from spectral_gan.training import train
+from spectral_gan.checkpoints.resume_command import resume_overrides
+from spectral_gan.training.settings import RunPaths
+from spectral_gan.training.run import train
 from tests.conftest import REPO
 from tests.test_train import RING
 

@@ -1,4 +1,4 @@
-"""One run per run directory (spectral_gan.run_directory; issue 34, item 2): a lock held for a
+"""One run per run directory (spectral_gan.runs.directory; issue 34, item 2): a lock held for a
 run's life, no fresh run over a finished one, and the refusal before Hydra writes anything."""
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import pytest
 import yaml
 
 from spectral_gan.errors import ConfigError
-from spectral_gan.run_directory import LOCK_NAME, holds_run, run_directory
-from spectral_gan.training import train
+from spectral_gan.runs.directory import LOCK_NAME, holds_run, run_directory
+from spectral_gan.training.run import train
 from tests.conftest import run_cli
 from tests.test_train import RING
 
 HOLD = """
 import sys, time
-from spectral_gan.run_directory import run_directory
+from spectral_gan.runs.directory import run_directory
 with run_directory(sys.argv[1], resuming=False):
     print("holding", flush=True)
     time.sleep(60)

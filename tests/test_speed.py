@@ -10,14 +10,14 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from spectral_gan.errors import ConfigError
 from spectral_gan.models import DCGANDiscriminator, DCGANGenerator
-from spectral_gan import ema
-from spectral_gan.ema import EMASettings
-from spectral_gan.module import GAN
-from spectral_gan.settings import GANSettings
+from spectral_gan.training import ema
+from spectral_gan.training.ema import EMASettings
+from spectral_gan.training.gan import GAN
+from spectral_gan.training.settings import GANSettings
 from spectral_gan.losses import get_loss
 from spectral_gan.norms import NormHook
-from spectral_gan.speed import use_channels_last, validate_speed
-from spectral_gan.training import train
+from spectral_gan.training.speed import use_channels_last, validate_speed
+from spectral_gan.training.run import train
 from tests.test_train import RING
 
 

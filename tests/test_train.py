@@ -10,11 +10,11 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.nn.utils import parametrize
 
-from spectral_gan import health
+from spectral_gan.training import health
 from spectral_gan.norms import PowerIteration
-from spectral_gan.report import digit_quality
+from devtools import digit_quality
 from spectral_gan.cli.train import compose_train_config
-from spectral_gan.training import train
+from spectral_gan.training.run import train
 from tests.conftest import REPO, run_cli
 
 RING = ["data=ring", "generator=mlp", "discriminator=mlp", "batch_size=32"]
@@ -73,7 +73,7 @@ def test_one_power_iteration_per_discriminator_update(cfg_factory, monkeypatch):
 
     result = None
     # Count only during training: construction runs warm-up iterations.
-    monkeypatch.setattr("spectral_gan.module.GAN.on_train_start",
+    monkeypatch.setattr("spectral_gan.training.gan.GAN.on_train_start",
                         lambda self: (counts.clear(), monkeypatch.setattr(PowerIteration, "step", counting)))
     result = train(cfg)
     module = result["module"]
@@ -224,7 +224,7 @@ def test_default_experiment_canary_discriminator_keeps_learning(tmp_path):
 @pytest.fixture(scope="module")
 def default_runs(tmp_path_factory):
     """What `make run` trains, in full, on seeds 0-2 (trained once for the tests below), each
-    scored by spectral_gan/report/digit_quality.py."""
+    scored by devtools/digit_quality.py."""
     root = tmp_path_factory.mktemp("default")
     results = []
     for seed in (0, 1, 2):
@@ -377,7 +377,7 @@ def test_mode_metrics_on_ring(cfg_factory, tmp_path):
 
 def test_step_timer_writes_step_times(cfg_factory, tmp_path):
     out = tmp_path / "times.json"
-    train(cfg_factory(*RING, "steps=6", "+callbacks.step_timer._target_=spectral_gan.callbacks.StepTimer",
+    train(cfg_factory(*RING, "steps=6", "+callbacks.step_timer._target_=spectral_gan.training.callbacks.StepTimer",
                       f"+callbacks.step_timer.path={out}"))
     import json
     result = json.loads(out.read_text())
@@ -431,17 +431,13 @@ def test_per_layer_gates_and_learnable_scales_train_on_mnist5k(cfg_factory, tmp_
 def test_penalty_scale_comes_from_lightnings_grad_scaler():
     from types import SimpleNamespace
 
-    from spectral_gan.losses import LOSSES
-    from spectral_gan.models import MLPDiscriminator, MLPGenerator
-    from spectral_gan.module import GAN
+    from spectral_gan.training.optimizers import amp_scale
 
-    module = GAN(MLPGenerator((2,)), MLPDiscriminator((2,)), LOSSES["hinge"])
-    assert module.penalty_scale() is None  # no trainer
-    module._trainer = SimpleNamespace(precision_plugin=SimpleNamespace(scaler=None))
-    assert module.penalty_scale() is None  # 32-true, bf16-mixed: no scaler
+    assert amp_scale(None) is None  # no trainer
+    assert amp_scale(SimpleNamespace(precision_plugin=SimpleNamespace(scaler=None))) is None  # 32, bf16
     scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
-    module._trainer = SimpleNamespace(precision_plugin=SimpleNamespace(scaler=scaler))
-    assert module.penalty_scale() == 1024.0  # before the scaler's first use
+    trainer = SimpleNamespace(precision_plugin=SimpleNamespace(scaler=scaler))
+    assert amp_scale(trainer) == 1024.0  # before the scaler's first use
     scaler.scale(torch.ones(()))
-    scale = module.penalty_scale()
+    scale = amp_scale(trainer)
     assert torch.is_tensor(scale) and scale.item() == 1024.0

@@ -97,7 +97,7 @@ def or_exit_on_config_error(task: Callable[[], Any]) -> Any:
 
 def trust_flag(cfg: DictConfig) -> bool:
     """``trust_checkpoint``: whether a checkpoint's config may name code outside spectral_gan
-    (``spectral_gan.checkpoint_trust``); only ``true`` or ``false``, so a typo never trusts."""
+    (``spectral_gan.checkpoints.trust``); only ``true`` or ``false``, so a typo never trusts."""
     value = cfg.get("trust_checkpoint", False)
     if not isinstance(value, bool):
         raise ConfigError(f"trust_checkpoint must be true or false, got {value!r}")
@@ -257,7 +257,7 @@ def exit_on_bad_command_line(task: str, argv: Sequence[str] | None = None) -> No
         sys.exit(2)
     finally:
         GlobalHydra.instance().clear()
-    from spectral_gan.training import check_missing
+    from spectral_gan.training.run import check_missing
 
     try:
         check_missing(cfg)

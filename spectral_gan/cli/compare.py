@@ -32,7 +32,7 @@ from spectral_gan.report.compare import (METRICS, differences, differences_markd
                                          group, markdown, pick_baseline, short_labels, table,
                                          write_csv, write_plots)
 from spectral_gan.report.runs import read_sweep
-from spectral_gan.run_status import read_status
+from spectral_gan.runs.status import read_status
 
 
 def main(argv: list[str] | None = None) -> int:

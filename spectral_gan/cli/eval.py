@@ -6,11 +6,11 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from spectral_gan import config_resolvers
-from spectral_gan.checkpoint_eval import evaluate_checkpoint
+from spectral_gan.config import resolvers as config_resolvers
+from spectral_gan.checkpoints.evaluate import evaluate_checkpoint
 from spectral_gan.cli.common import exit_on_bad_command_line, CONFIG_DIR, exit_if_plugin_missing, or_exit_on_config_error, pick_device, trust_flag
-from spectral_gan.quiet import quiet_lightning
-from spectral_gan.resume import quote_ckpt_path
+from spectral_gan.training.quiet import quiet_lightning
+from spectral_gan.checkpoints.resume_command import quote_ckpt_path
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")

@@ -34,7 +34,7 @@ from spectral_gan.metrics.extractors import CLASSIFIER_DATASETS, inception_suite
 from spectral_gan.metrics.folder_fid import (INCEPTION, Scorer, check_extractor, check_paths, frechet_distance,
                                              read_npz, result_lines, save_npz)
 from spectral_gan.metrics.inception import InceptionFeatures
-from spectral_gan.quiet import quiet_lightning
+from spectral_gan.training.quiet import quiet_lightning
 
 EXTRACTORS = ("auto", "inception", "classifier")
 
@@ -53,7 +53,7 @@ def compose_reference(overrides: list[str]):
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from spectral_gan import config_resolvers
+    from spectral_gan.config import resolvers as config_resolvers
     from spectral_gan.cli.common import compose_config, config_error_in
 
     config_resolvers.register()

@@ -6,9 +6,9 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from spectral_gan import config_resolvers
+from spectral_gan.config import resolvers as config_resolvers
 from spectral_gan.cli.common import exit_on_bad_command_line, CONFIG_DIR, exit_if_plugin_missing, or_exit_on_config_error, pick_device, trust_flag
-from spectral_gan.resume import quote_ckpt_path
+from spectral_gan.checkpoints.resume_command import quote_ckpt_path
 from spectral_gan.sampling import write_samples
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
-from spectral_gan.run_status import read_status
+from spectral_gan.runs.status import read_status
 
 LAST: dict[str, Any] = {}  # of the multirun that ended last in this process: sweep_dir, failed, total
 

@@ -1,6 +1,6 @@
 """spectral-gan-train: compose data, generator, discriminator (with its norm), loss, and train.
 
-A thin Hydra entry point over ``spectral_gan.training.train``; everything it builds comes from
+A thin Hydra entry point over ``spectral_gan.training.run.train``; everything it builds comes from
 configs/ by ``_target_``.
 """
 from __future__ import annotations
@@ -18,22 +18,22 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
-from spectral_gan import config_resolvers
+from spectral_gan.config import resolvers as config_resolvers
 from spectral_gan.cli.sweep_status import LAST as SWEEP_END
 from spectral_gan.cli.common import (exit_on_bad_command_line, CONFIG_DIR, compose_config, exit_if_plugin_missing,
                                      config_error_in, report_config_error)
-from spectral_gan.config_tree import print_config_tree
+from spectral_gan.config.tree import print_config_tree
 from spectral_gan.errors import ConfigError
-from spectral_gan.resume import resume_overrides
-from spectral_gan.run_directory import holds_run, refuse_occupied_run_dir
-from spectral_gan.run_status import read_status, write_status
-from spectral_gan.training import TrainingDiverged, train
+from spectral_gan.checkpoints.resume_command import resume_overrides
+from spectral_gan.runs.directory import holds_run, refuse_occupied_run_dir
+from spectral_gan.runs.status import read_status, write_status
+from spectral_gan.training.run import TrainingDiverged, train
 
 
 def compose_train_config(overrides: list[str], run_dir: str | None = None) -> DictConfig:
     """The config ``spectral-gan-train <overrides>`` would run (see ``compose_config``): a
     ``ckpt_path`` in a run's ``checkpoints/`` folder brings that run's overrides
-    (``spectral_gan.resume.resume_overrides``)."""
+    (``spectral_gan.checkpoints.resume.resume_overrides``)."""
     return compose_config("train", resume_overrides(list(overrides)), run_dir)
 
 
@@ -148,7 +148,7 @@ def _given(args: list[str], keys: tuple[str, ...]) -> dict[str, str]:
 
 def _refuse_occupied(args: list[str]) -> None:
     """A single run into a ``hydra.run.dir`` that is locked or holds a run is refused before
-    Hydra writes its ``.hydra/`` there (``spectral_gan.run_directory``)."""
+    Hydra writes its ``.hydra/`` there (``spectral_gan.runs.directory``)."""
     if any(a in ("-m", "--multirun") for a in args):
         return
     values = _given(args, ("hydra.run.dir", "ckpt_path"))
@@ -183,7 +183,7 @@ def _refuse_unwritable(args: list[str]) -> None:
 
 def main() -> None:
     # A resume (ckpt_path=<run>/checkpoints/...) runs with the run's own overrides, in its run
-    # directory: the command line is completed before Hydra reads it (spectral_gan.resume).
+    # directory: the command line is completed before Hydra reads it (spectral_gan.checkpoints.resume).
     try:
         sys.argv[1:] = _norm_options_reach_the_method(resume_overrides(sys.argv[1:]))
         _refuse_occupied(sys.argv[1:])

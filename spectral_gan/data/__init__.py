@@ -1,5 +1,7 @@
 """LightningDataModules yielding real samples in [-1, 1], one per data source."""
-from spectral_gan.data.base import GANDataModule, InMemoryImages, TensorBatches
+from spectral_gan.data.base import GANDataModule
+from spectral_gan.data.batches import TensorBatches
+from spectral_gan.data.in_memory import InMemoryImages
 from spectral_gan.data.embedded import DigitsDataModule, MNIST5kDataModule
 from spectral_gan.data.image_folder import ImageFolderDataModule
 from spectral_gan.data.synthetic import SyntheticImages

@@ -15,7 +15,7 @@ import os
 import numpy as np
 import torch
 
-from spectral_gan.data.base import InMemoryImages
+from spectral_gan.data.in_memory import InMemoryImages
 from spectral_gan.data.transforms import to_size
 from spectral_gan.errors import DatasetNotFoundError
 

@@ -17,7 +17,8 @@ import torchvision.transforms as T
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from spectral_gan.data.base import GANDataModule, first_batches
+from spectral_gan.data.base import GANDataModule
+from spectral_gan.data.batches import first_batches
 from spectral_gan.errors import DatasetNotFoundError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from spectral_gan.data.base import InMemoryImages
+from spectral_gan.data.in_memory import InMemoryImages
 from spectral_gan.errors import ConfigError
 
 

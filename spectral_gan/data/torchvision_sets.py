@@ -17,7 +17,8 @@ import torchvision.datasets as tvd
 import torchvision.transforms as T
 from torch.utils.data import DataLoader, Dataset
 
-from spectral_gan.data.base import GANDataModule, first_batches
+from spectral_gan.data.base import GANDataModule
+from spectral_gan.data.batches import first_batches
 from spectral_gan.errors import DatasetNotFoundError
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from spectral_gan.run_status import FILE as STATUS_FILE, read_status
+from spectral_gan.runs.status import FILE as STATUS_FILE, read_status
 
 IGNORED_OVERRIDES = ("seed", "hydra.", "callbacks.progress_bar", "ckpt_path", "trainer.", "extras.")
 

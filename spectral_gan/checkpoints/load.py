@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from spectral_gan.checkpoint_trust import checked_parts
+from spectral_gan.checkpoints.trust import checked_parts
 from spectral_gan.errors import ConfigError
 from spectral_gan.norms import NormHook, normalize_all
 

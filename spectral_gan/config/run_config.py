@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 HPARAM_GROUPS = ("data", "generator", "discriminator", "norm", "loss", "optimizer")
 HPARAM_KEYS = ("steps", "n_dis", "batch_size", "seed", "ema", "g_norm", "eval", "tags")
 # Stored in every checkpoint: what spectral-gan-sample / -eval need to rebuild the networks, and
-# what a resume compares (spectral_gan.resume).
+# what a resume compares (spectral_gan.checkpoints.resume).
 RUN_CONFIG_KEYS = ("data", "generator", "discriminator", "norm", "loss", "g_norm", "steps",
                    "n_dis", "batch_size", "seed", "ema")
 

@@ -1,4 +1,4 @@
-"""The training loop's settings, grouped: what ``spectral_gan.module.GAN`` is built with.
+"""The training loop's settings, grouped: what ``spectral_gan.training.gan.GAN`` is built with.
 
 Each group validates its own values once, when it is built (``ConfigError`` with the valid
 choices). ``GANSettings.from_config`` reads them from the composed Hydra config, so the config
@@ -11,12 +11,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from spectral_gan.divergence import DivergenceSettings, FaultInjection
-from spectral_gan.ema import EMASettings
+from spectral_gan.training.divergence import DivergenceSettings, FaultInjection
+from spectral_gan.training.ema import EMASettings
 from spectral_gan.errors import ConfigError
 from spectral_gan.penalties import Penalty, get_penalty
-from spectral_gan.schedule import Schedule
-from spectral_gan.speed import check_joint_d_pass
+from spectral_gan.training.schedule import Schedule
+from spectral_gan.training.speed import check_joint_d_pass
 
 
 # How a class-conditional GAN draws the labels of its generated samples: ``uniform`` (the

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from spectral_gan.checkpoint import load_generator
+from spectral_gan.checkpoints.load import load_generator
 from spectral_gan.evaluation import Evaluator
 
 

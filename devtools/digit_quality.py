@@ -3,7 +3,7 @@
 Used by ``scripts/check_default.py`` (``make check-default``) and the slow test of the default
 experiment. For a checkpoint of a generator trained on ``mnist5k``: classifier IS and FID of
 ``n`` samples (EMA weights where the run has them) against the training images, the fraction of
-samples the classifier assigns to each digit, and the health check of ``spectral_gan.health``.
+samples the classifier assigns to each digit, and the health check of ``spectral_gan.training.health``.
 
 Criteria for "recognizable digits of all ten classes" (issue #12), checked by ``verdict``:
 - class balance: every digit between 4% and 16% of the predictions (10% each when balanced);
@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from spectral_gan import health
-from spectral_gan.checkpoint import load_generator
+from spectral_gan.training import health
+from spectral_gan.checkpoints.load import load_generator
 from spectral_gan.evaluation import Evaluator
 from spectral_gan.metrics.classifier import class_fractions, heldout_split, load_classifier
 

@@ -2,7 +2,7 @@
 
 One spectral-gan step is ``n_dis`` discriminator updates followed by one generator update, and
 everything counts these steps: ``steps=``, the cadences below, logging, sampling, evaluation,
-checkpoint names and Lightning's own ``global_step`` (``spectral_gan.module``: the
+checkpoint names and Lightning's own ``global_step`` (``spectral_gan.training.gan``: the
 discriminator's optimizer steps are not counted), so no count is ever converted.
 """
 from __future__ import annotations

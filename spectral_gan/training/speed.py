@@ -87,7 +87,7 @@ def compile_model(model: nn.Module, mode: str = "default", backend: str = "induc
 
 
 def check_joint_d_pass(value: Any) -> None:
-    """Checked once, by ``spectral_gan.settings.GANSettings`` (the training loop owns it)."""
+    """Checked once, by ``spectral_gan.training.settings.GANSettings`` (the training loop owns it)."""
     if value not in JOINT_D_PASS:
         raise ConfigError(f"speed.joint_d_pass must be auto, true or false, got {value!r}")
 

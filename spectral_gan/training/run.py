@@ -22,17 +22,19 @@ from omegaconf import DictConfig
 from pytorch_lightning.accelerators import CPUAccelerator
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from spectral_gan.callbacks import BestCheckpoint, step_checkpoint
+from spectral_gan.training.callbacks import BestCheckpoint, step_checkpoint
 from spectral_gan.errors import ConfigError, install_hint
 from spectral_gan.evaluation import Evaluator
-from spectral_gan.module import GAN
+from spectral_gan.training.callbacks.diagnostics import LayerDiagnostics
+from spectral_gan.training.callbacks.sample_grid import SampleGrids
+from spectral_gan.training.gan import GAN
 from spectral_gan.norms import NormHook, generator_weight_norms, import_methods, normalize_all
-from spectral_gan.quiet import quiet_lightning
-from spectral_gan.resume import prepare_resume
-from spectral_gan.run_config import hparams_of, run_config
-from spectral_gan.run_directory import run_directory
-from spectral_gan.settings import GANSettings, RunPaths
-from spectral_gan.speed import apply_speed_options, validate_speed
+from spectral_gan.training.quiet import quiet_lightning
+from spectral_gan.checkpoints.resume import prepare_resume
+from spectral_gan.config.run_config import hparams_of, run_config
+from spectral_gan.runs.directory import run_directory
+from spectral_gan.training.settings import GANSettings, RunPaths
+from spectral_gan.training.speed import apply_speed_options, validate_speed
 
 
 log = logging.getLogger(__name__)
@@ -263,6 +265,7 @@ def _fit(cfg: DictConfig, settings: GANSettings, resume_step: int) -> dict[str, 
     apply_speed_options(module.G, module.D, cfg.get("speed", {}))
     loggers = build_loggers(cfg)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks += [LayerDiagnostics(), SampleGrids()]  # part of the GAN step's logging, every run
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     if evaluator is not None and isinstance(trainer.accelerator, CPUAccelerator) and trainer.is_global_zero:
         estimate = evaluator.inception_estimate(torch.device("cpu"))
