@@ -204,3 +204,56 @@ def test_reference_side_is_a_fixed_random_subset_covering_every_class():
     batches = iter(dm.images[held].split(250))
     fid = evaluator.evaluate(lambda _: next(batches), torch.device("cpu"))["metrics/fid_classifier"]
     assert fid < 60, fid  # was ~385 against the first images (digits 0-3)
+
+
+# -- a torchvision dataset is one row of TORCHVISION_SETS and one config ---------------------------
+
+FAKE_YAML = """\
+# A user's torchvision dataset: torchvision's FakeData (generated images, nothing to download).
+_target_: spectral_gan.data.TorchvisionDataModule
+name: fake
+root: ${paths.data_root}
+split: train
+image_size: 32
+download: false
+num_workers: 0
+batch_size: ${batch_size}
+batches_per_step: ${n_dis}
+seed: ${seed}
+"""
+
+
+def test_a_torchvision_dataset_is_one_row_and_one_config_and_is_trained_logged_compared(
+        cfg_factory, tmp_path, monkeypatch, capsys):
+    import csv
+
+    import torchvision.datasets as tvd
+
+    from spectral_gan.cli.compare import main as compare
+    from spectral_gan.data.torchvision_sets import TORCHVISION_SETS, TorchvisionSet
+    from spectral_gan.training.run import train
+    from tests.test_train import scalars
+
+    row = TorchvisionSet(3, ("train", "test"), (),
+                         lambda split, **kw: tvd.FakeData(size=64, image_size=(3, 32, 32),
+                                                          transform=kw["transform"],
+                                                          random_offset=64 * (split == "test")),
+                         lambda root: (root, ["nothing: FakeData generates its images"]))
+    monkeypatch.setitem(TORCHVISION_SETS, "fake", row)
+    (tmp_path / "conf" / "data").mkdir(parents=True)
+    (tmp_path / "conf" / "data" / "fake.yaml").write_text(FAKE_YAML)
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        cfg = cfg_factory(f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "data=fake",
+                          "batch_size=8", "generator.ch=8", "discriminator.ch=8", "steps=2",
+                          f"seed={seed}", run_dir=runs / f"seed{seed}")
+        result = train(cfg)
+        assert result["gen_step"] == 2
+        logged = scalars(str(runs / f"seed{seed}"))
+        assert [s for s, _ in logged["loss/d"]] == [1, 2]
+    with pytest.raises(ValueError, match="valid: cifar10, stl10, mnist, fashion_mnist, celeba, fake"):
+        TorchvisionDataModule("nope")
+    assert compare([str(runs)]) == 0
+    with open(runs / "comparison.csv") as f:
+        compared = list(csv.DictReader(f))
+    assert len(compared) == 1 and int(compared[0]["seeds"]) == 2 and int(compared[0]["last_step"]) == 2

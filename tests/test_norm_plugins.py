@@ -63,6 +63,12 @@ def test_toy_norm_composes_builds_and_trains(cfg_factory, tmp_path, toy_config):
     assert "frobenius" in generator_weight_norms()  # declared generator_ok
     result = train(cfg)
     assert result["gen_step"] == 2
+    # logged like a built-in method (sigma/<layer> of each raw weight) and compared
+    from spectral_gan.cli.compare import main as compare
+    from tests.test_train import scalars
+    logged = scalars(str(tmp_path))
+    assert len([t for t in logged if t.startswith("sigma/")]) >= len(normalized)
+    assert compare([str(tmp_path)]) == 0 and (tmp_path / "comparison.csv").is_file()
 
 
 def test_toy_norm_refuses_options_it_does_not_declare(cfg_factory, toy_config):

@@ -1,4 +1,5 @@
-"""torchvision datasets (cifar10, stl10, mnist, fashion_mnist, celeba) as GAN DataModules.
+"""torchvision datasets (cifar10, stl10, mnist, fashion_mnist, celeba) as GAN DataModules, one
+row of ``TORCHVISION_SETS`` each.
 
 ``data.root`` holds the files; ``data.download=true`` fetches them where the internet is
 reachable. Offline, a missing dataset fails before training with the directory and the files
@@ -10,6 +11,7 @@ unlabeled images have none); celeba's attributes are not used as classes.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
@@ -26,23 +28,61 @@ def _strip_gz(name: str) -> str:
     return name[:-3] if name.endswith(".gz") else name
 
 
+@dataclass(frozen=True)
+class TorchvisionSet:
+    """One row of ``TORCHVISION_SETS``: all a torchvision dataset needs to train here.
+
+    ``make(split, root=..., transform=..., download=...)`` builds torchvision's dataset of a
+    split; ``files(root)`` is (directory, file names) torchvision looks for, for the error of a
+    missing dataset; ``labeled``: the splits whose items carry one of 10 class labels."""
+
+    channels: int
+    splits: tuple[str, ...]
+    labeled: tuple[str, ...]
+    make: Callable[..., Dataset]
+    files: Callable[[str], tuple[str, list[str]]]
+
+
+def _archive_files(cls: type, meta: bool = False) -> Callable[[str], tuple[str, list[str]]]:
+    """CIFAR-10 / STL-10 style: the files of ``train_list`` and ``test_list`` in ``base_folder``."""
+    def files(root: str) -> tuple[str, list[str]]:
+        names = [f for f, _ in cls.train_list + cls.test_list]
+        return os.path.join(root, cls.base_folder), names + ([cls.meta["filename"]] if meta else [])
+    return files
+
+
+def _mnist_files(cls: type) -> Callable[[str], tuple[str, list[str]]]:
+    return lambda root: (os.path.join(root, cls.__name__, "raw"), [_strip_gz(f) for f, _ in cls.resources])
+
+
+def _celeba_files(root: str) -> tuple[str, list[str]]:
+    files = [f for _, _, f in tvd.CelebA.file_list if not f.endswith(".zip")]
+    return os.path.join(root, tvd.CelebA.base_folder), ["img_align_celeba/ (the extracted images)"] + files
+
+
+# A torchvision dataset is one row here (and one file in configs/data/).
+TORCHVISION_SETS: dict[str, TorchvisionSet] = {
+    "cifar10": TorchvisionSet(3, ("train", "test"), ("train", "test"),
+                              lambda split, **kw: tvd.CIFAR10(train=split == "train", **kw),
+                              _archive_files(tvd.CIFAR10, meta=True)),
+    "stl10": TorchvisionSet(3, ("train", "test", "unlabeled", "train+unlabeled"), ("train", "test"),
+                            lambda split, **kw: tvd.STL10(split=split, **kw), _archive_files(tvd.STL10)),
+    "mnist": TorchvisionSet(1, ("train", "test"), ("train", "test"),
+                            lambda split, **kw: tvd.MNIST(train=split == "train", **kw),
+                            _mnist_files(tvd.MNIST)),
+    "fashion_mnist": TorchvisionSet(1, ("train", "test"), ("train", "test"),
+                                    lambda split, **kw: tvd.FashionMNIST(train=split == "train", **kw),
+                                    _mnist_files(tvd.FashionMNIST)),
+    # celeba's attributes are not classes
+    "celeba": TorchvisionSet(3, ("train", "valid", "test", "all"), (),
+                             lambda split, **kw: tvd.CelebA(split=split, target_type=[], **kw),
+                             _celeba_files),
+}
+
+
 def expected_files(name: str, root: str) -> tuple[str, list[str]]:
     """(directory, file names) that torchvision looks for under ``root``."""
-    if name == "cifar10":
-        cls = tvd.CIFAR10
-        return (os.path.join(root, cls.base_folder),
-                [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]])
-    if name == "stl10":
-        cls = tvd.STL10
-        return os.path.join(root, cls.base_folder), [f for f, _ in cls.train_list + cls.test_list]
-    if name in ("mnist", "fashion_mnist"):
-        cls = tvd.MNIST if name == "mnist" else tvd.FashionMNIST
-        return os.path.join(root, cls.__name__, "raw"), [_strip_gz(f) for f, _ in cls.resources]
-    if name == "celeba":
-        cls = tvd.CelebA
-        files = [f for _, _, f in cls.file_list if not f.endswith(".zip")]
-        return os.path.join(root, cls.base_folder), ["img_align_celeba/ (the extracted images)"] + files
-    raise ValueError(name)
+    return TORCHVISION_SETS[name].files(root)
 
 
 class ImagesOnly(Dataset):
@@ -86,17 +126,6 @@ def dataset_targets(dataset: Dataset) -> torch.Tensor:
 class TorchvisionDataModule(GANDataModule):
     """One torchvision dataset, center-cropped and resized to ``image_size``, in [-1, 1]."""
 
-    NAMES = ("cifar10", "stl10", "mnist", "fashion_mnist", "celeba")
-    CHANNELS = {"cifar10": 3, "stl10": 3, "mnist": 1, "fashion_mnist": 1, "celeba": 3}
-    # The ``split`` values each torchvision class accepts (train/test for those with a flag).
-    SPLITS = {"cifar10": ("train", "test"), "mnist": ("train", "test"),
-              "fashion_mnist": ("train", "test"),
-              "stl10": ("train", "test", "unlabeled", "train+unlabeled"),
-              "celeba": ("train", "valid", "test", "all")}
-    # Splits with class labels (10 classes each); celeba's attributes are not classes.
-    LABELED_SPLITS = {"cifar10": ("train", "test"), "mnist": ("train", "test"),
-                      "fashion_mnist": ("train", "test"), "stl10": ("train", "test")}
-
     @property
     def dataset_name(self) -> str:
         return self.name
@@ -104,11 +133,12 @@ class TorchvisionDataModule(GANDataModule):
     def __init__(self, name: str, root: str = "data", split: str = "train", image_size: int = 32,
                  download: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
-        if name not in self.NAMES:
-            raise ValueError(f"unknown torchvision dataset {name!r}; valid: {', '.join(self.NAMES)}")
+        if name not in TORCHVISION_SETS:
+            raise ValueError(f"unknown torchvision dataset {name!r}; valid: {', '.join(TORCHVISION_SETS)}")
         self.name, self.root, self.split, self.download = name, str(root), split, download
+        self.row = TORCHVISION_SETS[name]
         self.image_size = image_size
-        self.shape = (self.CHANNELS[name], image_size, image_size)
+        self.shape = (self.row.channels, image_size, image_size)
         self._dataset: Dataset | None = None
 
     def _transform(self) -> Callable:
@@ -118,29 +148,22 @@ class TorchvisionDataModule(GANDataModule):
 
     @property
     def reference_splits(self) -> tuple[str, ...]:  # type: ignore[override]
-        return self.SPLITS[self.name]
+        return self.row.splits
 
     @property
     def num_classes(self) -> int | None:
         return 10 if self._split_has_labels(self.split) else None
 
     def _split_has_labels(self, split: str) -> bool:
-        return split in self.LABELED_SPLITS.get(self.name, ())
+        return split in self.row.labeled
 
     def describe_data(self, split: str | None = None) -> str:
-        # Only STL-10 has both labeled and unlabeled splits: there the split is the reason.
-        return f"data={self.name}" + (f" split={split or self.split}" if self.name == "stl10" else "")
+        # Where some splits are labeled and others not (STL-10), the split is the reason.
+        mixed = bool(self.row.labeled) and set(self.row.labeled) != set(self.row.splits)
+        return f"data={self.name}" + (f" split={split or self.split}" if mixed else "")
 
     def _construct(self, split: str) -> Dataset:
-        kw = dict(root=self.root, transform=self._transform(), download=self.download)
-        if self.name == "cifar10":
-            return tvd.CIFAR10(train=split == "train", **kw)
-        if self.name == "stl10":
-            return tvd.STL10(split=split, **kw)
-        if self.name in ("mnist", "fashion_mnist"):
-            cls = tvd.MNIST if self.name == "mnist" else tvd.FashionMNIST
-            return cls(train=split == "train", **kw)
-        return tvd.CelebA(split=split, target_type=[], **kw)
+        return self.row.make(split, root=self.root, transform=self._transform(), download=self.download)
 
     def _open(self, split: str) -> Dataset:
         """torchvision's dataset for ``split``, or DatasetNotFoundError naming folder and files."""
