@@ -139,12 +139,12 @@ def test_the_per_class_reference_is_recomputed_next_to_a_cached_one(tmp_path):
     assert values[0] == pytest.approx(values[1], rel=1e-6)
 
 
-def _counting_inception_suite(kid: bool = False, kid_subset_size: int = 1000):
+def _counting_inception_suite(kid: bool = False, kid_subset_size: int = 1000, extra=()):
     """An Inception stand-in (8-d features, logits) that counts the images it sees."""
     net = nn.Sequential(nn.Flatten(), nn.Linear(32 * 32, 8))
     net.images = 0
     net.register_forward_hook(lambda m, args, out: setattr(m, "images", m.images + len(args[0])))
-    suite = MetricSuite(net, 8, logits=None, kid=kid, kid_subset_size=kid_subset_size)
+    suite = MetricSuite(net, 8, logits=None, kid=kid, kid_subset_size=kid_subset_size, extra=extra)
     suite.net = net
     return suite, {"extractor": "stand-in", "weights": "random", "input": "1x32x32"}
 

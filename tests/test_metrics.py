@@ -264,3 +264,77 @@ def test_fid_command_against_a_data_config_reuses_the_evaluation_cache(tmp_path,
     # real digits are close to the reference, uniform noise is far from it, on both metrics
     assert float(out["FID"]) < 30 < 10 * float(out["FID"]) < float(noisy["FID"])
     assert float(out["KID"].split(" ± ")[0]) < float(noisy["KID"].split(" ± ")[0]) / 10
+
+
+# -- a feature metric is one file plus one config entry ----------------------------------------------
+
+@pytest.fixture
+def toy_metric():
+    """tests/toy_metric.py registered for one test, then unregistered (other tests see the
+    built-in metrics only)."""
+    from spectral_gan.metrics import feature_metrics, registry
+
+    saved = dict(feature_metrics.FEATURE_METRICS), dict(registry.METRICS)
+    sys.modules.pop("tests.toy_metric", None)
+    yield "tests.toy_metric"
+    sys.modules.pop("tests.toy_metric", None)
+    for table, before in zip((feature_metrics.FEATURE_METRICS, registry.METRICS), saved):
+        table.clear()
+        table.update(before)
+
+
+def test_a_feature_metric_shares_the_suites_pass_and_has_known_answers(toy_metric):
+    from spectral_gan.metrics.feature_metrics import feature_metrics
+    from spectral_gan.metrics.registry import higher_is_better
+
+    assert feature_metrics(["mean_distance"], [toy_metric]) == ["mean_distance"]
+    assert higher_is_better("metrics/mean_distance_classifier") is False
+    calls = []
+    net = torch.nn.Flatten()
+    suite = MetricSuite(lambda x: calls.append(1) or net(x), 4, extra=["mean_distance"])
+    images = torch.randn(64, 1, 2, 2)
+    suite.add_real(images)
+    suite.add_fake(images.clone())
+    assert len(calls) == 2  # one extractor pass per batch, FID's, shared with the plugin
+    out = suite.compute()
+    assert "mean_distance" in suite.names() and out["mean_distance"] == pytest.approx(0.0, abs=1e-9)
+    suite.reset_fake()
+    suite.add_fake(images + 0.5)  # every feature moved by 0.5: the means are 0.5 * sqrt(4) apart
+    assert suite.compute()["mean_distance"] == pytest.approx(1.0, rel=1e-6)
+
+
+def test_a_feature_metric_is_trained_logged_picks_best_ckpt_and_is_compared(cfg_factory, tmp_path,
+                                                                           toy_metric):
+    import csv
+
+    from spectral_gan.cli.compare import main as compare
+    from spectral_gan.training.run import train
+    from tests.test_train import TINY_IMAGES, scalars
+
+    result = train(cfg_factory(*TINY_IMAGES, "steps=2", "eval.every=1", "eval.num_samples=64",
+                               "eval.metrics=[mean_distance]", f"eval.metric_modules=[{toy_metric}]",
+                               "callbacks.best_checkpoint.monitor=metrics/mean_distance_classifier"))
+    logged = scalars(str(tmp_path))
+    assert [s for s, _ in logged["metrics/mean_distance_classifier"]] == [1, 2]
+    best = min(v for _, v in logged["metrics/mean_distance_classifier"])
+    saved = torch.load(result["best_checkpoint"], weights_only=True)
+    state = next(v for k, v in saved["callbacks"].items() if k.startswith("BestCheckpoint"))
+    assert "'mode': 'min'" in next(k for k in saved["callbacks"] if k.startswith("BestCheckpoint"))
+    assert float(state["best_model_score"]) == pytest.approx(best)  # lower is better: the registry
+    assert compare([str(tmp_path)]) == 0
+    with open(tmp_path / "comparison.csv") as f:
+        row = next(csv.DictReader(f))
+    assert float(row["mean_distance_classifier_final"]) == pytest.approx(
+        logged["metrics/mean_distance_classifier"][-1][1])
+
+
+def test_an_unknown_feature_metric_or_module_is_one_sentence():
+    from spectral_gan.errors import ConfigError
+    from spectral_gan.metrics.feature_metrics import feature_metrics
+
+    with pytest.raises(ConfigError, match="unknown feature metric.*no_such.*eval.metric_modules"):
+        feature_metrics(["no_such"])
+    with pytest.raises(ConfigError, match="'no_such_pkg.metric' could not be imported"):
+        feature_metrics(["x"], ["no_such_pkg.metric"])
+    with pytest.raises(ConfigError, match="must be a list of names"):
+        feature_metrics([3])

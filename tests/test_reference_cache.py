@@ -15,11 +15,11 @@ from spectral_gan.evaluation import Evaluator
 from spectral_gan.metrics.suite import MetricSuite
 
 
-def _stand_in_suite(kid: bool = False, kid_subset_size: int = 1000):
+def _stand_in_suite(kid: bool = False, kid_subset_size: int = 1000, extra=()):
     """A cheap, deterministic Inception stand-in (the same weights in every evaluator)."""
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 4))
-    return (MetricSuite(net, 4, kid=kid, kid_subset_size=kid_subset_size),
+    return (MetricSuite(net, 4, kid=kid, kid_subset_size=kid_subset_size, extra=extra),
             {"extractor": "stand-in", "weights": "seed0", "input": "3x16x16"})
 
 

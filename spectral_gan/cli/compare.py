@@ -28,7 +28,7 @@ import os
 import sys
 
 from spectral_gan.report import pivot
-from spectral_gan.report.compare import (METRICS, differences, differences_markdown, floors,
+from spectral_gan.report.compare import (metric_tags, differences, differences_markdown, floors,
                                          group, markdown, pick_baseline, short_labels, table,
                                          write_csv, write_plots)
 from spectral_gan.report.runs import read_sweep
@@ -121,7 +121,7 @@ def _pivot_metrics(runs, keys: list[str], metrics: list[str] | None) -> list[str
         if not any(key in r.overrides for r in runs):
             return (f"--pivot {key}: no run of this sweep overrides {key!r}; overridden here: "
                     f"{', '.join(overridden) or '(nothing)'}")
-    logged = [m for m in METRICS if any(m in r.scalars for r in runs)]
+    logged = [m for m in metric_tags() if any(m in r.scalars for r in runs)]
     if metrics is None:
         return logged or "--pivot: no run of this sweep logged a metrics/... tag (was eval off?)"
     for metric in metrics:

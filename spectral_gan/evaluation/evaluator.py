@@ -19,6 +19,7 @@ from tqdm import tqdm
 from spectral_gan.data.base import GANDataModule
 from spectral_gan.errors import ConfigError
 from spectral_gan.evaluation.reference import ReferenceStatistics
+from spectral_gan.metrics.feature_metrics import feature_metrics
 from spectral_gan.metrics.extractors import CLASSIFIER_DATASETS, classifier_suite, inception_suite
 from spectral_gan.metrics.intra_class import IntraClassFID
 from spectral_gan.metrics.registry import MetricSpec, spec
@@ -31,7 +32,7 @@ Generate = Callable[..., torch.Tensor]
 # The keys of an ``eval:`` block that the Evaluator reads (configs/metrics/default.yaml);
 # ``every`` is the training schedule's (the LightningModule's eval_every), not the evaluator's.
 CONFIG_KEYS = ("num_samples", "batch_size", "inception", "classifier", "kid", "reference_split",
-               "cache_dir", "intra_fid")
+               "cache_dir", "intra_fid", "metrics", "metric_modules")
 SCHEDULE_KEYS = ("every",)
 
 # How a conditional generator's labels are drawn, as the protocol records it (``balanced_labels``).
@@ -78,12 +79,16 @@ class Evaluator(ReferenceStatistics):
         intra_fid: intra-class FID of a conditional generator: ``auto`` (for the classifier
             suite only; Inception's needs many samples per class), ``true`` (every suite) or
             ``false``. Ignored for unconditional generators.
+        metrics: plugin metrics of each suite's features, by name
+            (``spectral_gan/metrics/feature_metrics.py``); ``metric_modules``: modules to import
+            first, for metrics defined outside the package.
     """
 
     def __init__(self, datamodule: GANDataModule, dataset: str, num_samples: int = 2000,
                  batch_size: int = 250, inception: bool = False, classifier: Any = "auto",
                  kid: bool = False, reference_split: str = "train", cache_dir: str | None = None,
-                 num_classes: int | None = None, intra_fid: Any = "auto") -> None:
+                 num_classes: int | None = None, intra_fid: Any = "auto", metrics: Any = (),
+                 metric_modules: Any = ()) -> None:
         # Every value is checked here, before any weights load or any data is read, so a bad
         # config fails at start-up with a sentence, not minutes later in a metric.
         num_samples = _positive_int("num_samples", num_samples)
@@ -95,6 +100,10 @@ class Evaluator(ReferenceStatistics):
             raise ConfigError(f"eval.intra_fid must be auto, true or false, got {intra_fid!r}")
         if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
             raise ConfigError(f"eval.cache_dir must be a folder path or null, got {cache_dir!r}")
+        extra = tuple(feature_metrics(metrics, metric_modules))
+        if extra and datamodule.kind == "points":
+            raise ConfigError(f"eval.metrics={list(extra)} are metrics of image features; 2-D data "
+                              f"({dataset}) is scored by its mode metrics: drop eval.metrics")
         datamodule.check_reference_split(reference_split)
         if num_classes is not None:
             self._check_labels(datamodule, dataset, num_classes)
@@ -121,11 +130,11 @@ class Evaluator(ReferenceStatistics):
         if use_classifier:
             if dataset not in CLASSIFIER_DATASETS:
                 raise ConfigError(f"eval.classifier=true needs data=mnist5k or digits, got {dataset}")
-            self.suites["classifier"] = classifier_suite(dataset, kid=kid)
+            self.suites["classifier"] = classifier_suite(dataset, kid=kid, extra=extra)
         if inception:
-            self.suites["inception"] = inception_suite(kid=kid)
+            self.suites["inception"] = inception_suite(kid=kid, extra=extra)
         for name, (_, info) in self.suites.items():
-            self.protocol[name] = dict(info)
+            self.protocol[name] = dict(info, **({"feature_metrics": list(extra)} if extra else {}))
         if num_classes is not None:
             self._conditional_metrics(num_classes, intra_fid)
         self._reference_ready = False

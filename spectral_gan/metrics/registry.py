@@ -67,6 +67,20 @@ METRICS: dict[str, MetricSpec] = {
         *_MODE_METRICS, *_CONDITIONAL_METRICS)
 }
 
+def register_metric(name: str, higher_is_better: bool, description: str,
+                    per_extractor: bool = False) -> None:
+    """Add a metric's direction (a plugin's: ``metrics/feature_metrics.py``); ``per_extractor``:
+    once per feature extractor (``name``, ``name_classifier``), as FID is. Appended, so the
+    built-in columns of spectral-gan-compare keep their order."""
+    variants = ([(name + suffix, f"{description} ({features})") for suffix, features in _EXTRACTORS]
+                if per_extractor else [(name, description)])
+    for full, text in variants:
+        known = METRICS.get(full)
+        if known is not None and known.higher_is_better != higher_is_better:
+            raise ValueError(f"metric {full!r} is registered with both directions")
+        METRICS[full] = MetricSpec(full, higher_is_better, text)
+
+
 BEST_PREFIX = "best_"  # metrics/best_<name>: the best value so far of the primary metric
 
 

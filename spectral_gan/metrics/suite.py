@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
+
+from spectral_gan.metrics import feature_metrics
 
 
 class _OnePass:
@@ -92,7 +94,7 @@ class MetricSuite(nn.Module):
                  logits: Callable[[torch.Tensor], torch.Tensor] | None = None, kid: bool = False,
                  kid_subset_size: int = 1000, suffix: str = "",
                  features_and_logits: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-                 | None = None) -> None:
+                 | None = None, extra: Iterable[str] = ()) -> None:
         super().__init__()
         self.suffix = suffix
         # ``features_and_logits``: both from one pass of the network (used only with ``logits``)
@@ -105,6 +107,8 @@ class MetricSuite(nn.Module):
         self.inception_score = (InceptionScore(feature=_Call(self._one_pass, 1, 0))
                                 if logits is not None else None)
         self.num_features = num_features
+        # Plugin metrics of the same features (metrics/feature_metrics.py), by name
+        self.extra = feature_metrics.build(extra, num_features)
 
     @property
     def n_real(self) -> int:
@@ -118,6 +122,8 @@ class MetricSuite(nn.Module):
         self.fid.update(images, real=True)
         if self.kid is not None:
             self.kid.update(images, real=True)
+        for metric in self.extra.values():
+            metric.update(self.features(images), real=True)  # the pass FID just made
 
     def add_fake(self, images: torch.Tensor) -> None:
         self.fid.update(images, real=False)
@@ -125,6 +131,8 @@ class MetricSuite(nn.Module):
             self.kid.update(images, real=False)
         if self.inception_score is not None:
             self.inception_score.update(images)
+        for metric in self.extra.values():
+            metric.update(self.features(images), real=False)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """The FID features of ``images``: free for the batch just added (the shared pass)."""
@@ -139,7 +147,7 @@ class MetricSuite(nn.Module):
     def names(self) -> list[str]:
         """The keys ``compute`` returns (KID and IS standard deviations aside)."""
         names = ["fid"] + (["kid"] if self.kid is not None else []) + (
-            ["is"] if self.inception_score is not None else [])
+            ["is"] if self.inception_score is not None else []) + list(self.extra)
         return [n + self.suffix for n in names]
 
     def compute(self) -> dict[str, float]:
@@ -160,6 +168,8 @@ class MetricSuite(nn.Module):
         if self.inception_score is not None:
             mean, std = self.inception_score_value()
             out["is"], out["is_std"] = float(mean), float(std)
+        for name, metric in self.extra.items():
+            out[name] = float(metric.compute())
         return {k + self.suffix: v for k, v in out.items()}
 
     def inception_score_value(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -175,6 +185,8 @@ class MetricSuite(nn.Module):
             self.kid.reset()
         if self.inception_score is not None:
             self.inception_score.reset()
+        for metric in self.extra.values():
+            metric.reset_fake()
 
     # -- reference statistics cache ------------------------------------------------------------
     def real_state(self) -> dict[str, torch.Tensor]:
@@ -229,7 +241,7 @@ class MetricSuite(nn.Module):
         """Load cached reference statistics; False (recompute) when there are none, or when the
         file is unreadable, incomplete or was computed from something else (with a warning:
         a corrupt cache must not stop every later run)."""
-        if not os.path.exists(path):
+        if not os.path.exists(path) or self.extra:  # plugin metrics' real side is not cached
             return False
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)

@@ -10,8 +10,10 @@ from collections import defaultdict
 from spectral_gan.metrics import registry
 from spectral_gan.report.runs import Run
 
-# The metric tags to tabulate and plot, in column order; their directions are the registry's.
-METRICS = registry.tags()
+def metric_tags() -> list[str]:
+    """The registry's ``metrics/...`` tags in column order, read at call time: a plugin metric
+    registered after import (``metrics/feature_metrics.py``) is tabulated too."""
+    return registry.tags()
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -37,7 +39,7 @@ def group(runs: list[Run]) -> dict[str, list[Run]]:
 
 def table(runs: list[Run]) -> list[dict]:
     """Rows: config, seeds, diverged, steps/s, and for each metric present final and best."""
-    present = [m for m in METRICS if any(m in r.scalars for r in runs)]
+    present = [m for m in metric_tags() if any(m in r.scalars for r in runs)]
     rows = []
     for config, members in group(runs).items():
         row: dict = {"config": config, "seeds": len(members),
@@ -138,7 +140,7 @@ def write_plots(runs: list[Run], out_dir: str) -> list[str]:
     written = []
     groups = group(runs)
     labels = short_labels(list(groups))
-    tags = [m for m in METRICS if any(m in r.scalars for r in runs)] + ["loss/d"]
+    tags = [m for m in metric_tags() if any(m in r.scalars for r in runs)] + ["loss/d"]
     tags += [t for t in LIPSCHITZ if any(t in r.scalars for r in runs)]
     for tag in tags:
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -196,7 +198,7 @@ def differences(runs: list[Run], baseline: str) -> list[dict]:
     from spectral_gan.report.significance import welch
 
     groups = group(runs)
-    present = [m for m in METRICS if any(m in r.scalars for r in runs)]
+    present = [m for m in metric_tags() if any(m in r.scalars for r in runs)]
     out = []
     for config, members in groups.items():
         if config == baseline:
