@@ -241,3 +241,18 @@ def test_command_line_mistakes_are_one_sentence_and_exit_2(tmp_path, command, ar
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip().splitlines()[-1]]  # one line
     assert message in proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr
+
+
+@pytest.mark.parametrize("override,message", [
+    ("threads=0", "threads must be a positive integer or null, got 0"),
+    ("optimizer.d.lr=-1", "optimizer.d.lr must be a positive number"),
+    ("steps=2.5", "steps must be an integer, got 2.5"),
+])
+def test_a_bad_value_is_refused_before_the_run_directory_exists(cfg_factory, tmp_path, override, message):
+    """training/validation.py checks the whole config in one pass before train() creates or
+    locks anything (threads was checked only after the run directory existed)."""
+    from tests.test_train import RING
+    run = tmp_path / "run"
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        train(cfg_factory(*RING, override, run_dir=run))
+    assert not run.exists()

@@ -257,7 +257,7 @@ def exit_on_bad_command_line(task: str, argv: Sequence[str] | None = None) -> No
         sys.exit(2)
     finally:
         GlobalHydra.instance().clear()
-    from spectral_gan.training.run import check_missing
+    from spectral_gan.training.validation import check_missing
 
     try:
         check_missing(cfg)
