@@ -12,7 +12,7 @@ from collections import defaultdict
 from spectral_gan.metrics import registry
 from spectral_gan.report.runs import Run
 
-COLLAPSED = "health/collapsed"  # 1.0 at an evaluation whose samples had collapsed (module.py)
+COLLAPSED = "health/collapsed"  # 1.0 at an evaluation whose samples had collapsed (training/gan_evaluation.py)
 MISSING = "(default)"  # a run that did not override the key
 
 

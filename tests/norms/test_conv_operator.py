@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
+from spectral_gan.models import DCGANDiscriminator
 from spectral_gan.norms import conv_operator, power_iteration_paused
 from spectral_gan.norms.conv_spectral import ConvSpectralNorm, conv_spectral_norm
 from spectral_gan.norms.hook import NormHook
-from spectral_gan.models import DCGANDiscriminator
 
 # Layers built inside the test under a fixed seed: built at import, their weights depended on
 # what other test modules had drawn before, and a draw whose two largest singular values lie

@@ -1,10 +1,4 @@
-"""MSN centres where its authors' discriminator does, never the input layer (issue 31).
-
-The authors' GAN discriminator (AntixK/mean-spectral-norm, ``MSNGAN/model.py``, ``_MSNnetD``)
-puts SN on all 7 convolutions and the dense layer and centres only after convolutions 4, 6 and 7
-(1-based). Centring the input layer hides any shift the whole batch shares from D, and real and
-fake batches pass D separately, so D could not see a fake batch's offset.
-"""
+"""spectral_gan/norms/mean.py: MSN (Subramanian & Chong 2019): the centring, where it sits in each architecture, and against a reference written from the paper."""
 from __future__ import annotations
 
 import pytest
@@ -15,7 +9,8 @@ from torch import nn
 from spectral_gan.errors import ConfigError
 from spectral_gan.models import DCGANDiscriminator, MLPDiscriminator
 from spectral_gan.models.resnet import ResNetDiscriminator
-from spectral_gan.norms import MeanCenter, MeanSpectralNorm, NormHook, power_iteration_paused
+from spectral_gan.norms import (MeanCenter, MeanSpectralNorm, NormHook, mean_spectral_norm,
+                                power_iteration_paused)
 
 
 def centred(model: nn.Module) -> set[str]:
@@ -33,12 +28,79 @@ BUILDERS = {
     "maxout": (lambda norm: MLPDiscriminator((2,), hidden=8, activation="maxout", norm=norm), (2,)),
     "resnet": (lambda norm: ResNetDiscriminator((1, 32, 32), ch=4, norm=norm), (1, 32, 32)),
 }
+
+
 SITES = {
     "dcgan": {"conv3", "conv5", "conv6"},  # the authors' _MSNnetD exactly
     "mlp": {"fc1", "fc2"},
     "maxout": {"fc1", "fc2"},
     "resnet": {"block1.conv2", "block2.conv2", "block3.conv2"},
 }
+
+
+def batch_shift_response(d: nn.Module, x: torch.Tensor) -> float:
+    d.train()
+    with torch.no_grad(), power_iteration_paused(d):
+        return float((d(x + 0.5) - d(x)).abs().max())
+
+
+def test_msn_centers_each_channel_in_training_and_uses_running_mean_in_eval():
+    torch.manual_seed(0)
+    layer = mean_spectral_norm(nn.Conv2d(3, 5, 3), momentum=0.5)
+    x = torch.randn(16, 3, 8, 8) + 3.0
+    y = layer(x)
+    torch.testing.assert_close(y.mean(dim=(0, 2, 3)), torch.zeros(5), atol=1e-5, rtol=0)
+    sn_out = layer.layer(x).detach()
+    torch.testing.assert_close(layer.center.running_mean, 0.5 * sn_out.mean(dim=(0, 2, 3)),
+                               rtol=1e-4, atol=1e-5)
+    layer.eval()
+    y_eval = layer(x)
+    torch.testing.assert_close(y_eval, layer.layer(x) - layer.center.running_mean.view(1, -1, 1, 1))
+    assert not hasattr(layer.center.weight, "shape")  # gamma off by default
+    assert MeanCenter(5, learn_scale=True).weight.shape == (5,)
+
+
+@pytest.mark.parametrize("make,shape,layout", [
+    (lambda: nn.Conv2d(3, 5, 4, 2, 1), (6, 3, 8, 8), torch.contiguous_format),
+    (lambda: nn.Conv2d(3, 5, 4, 2, 1), (6, 3, 8, 8), torch.channels_last),  # speed.channels_last
+    (lambda: nn.Linear(7, 4), (6, 7), torch.contiguous_format)])
+@pytest.mark.parametrize("frozen", [False, True])  # True: D during the generator's update
+def test_msn_folded_into_the_bias_equals_separate_centering(make, shape, layout, frozen):
+    torch.manual_seed(0)
+    folded = mean_spectral_norm(make(), momentum=0.3)
+    separate = mean_spectral_norm(make(), momentum=0.3)
+    separate.load_state_dict(folded.state_dict())
+    separate.fold = False
+    assert folded.fold
+    with torch.no_grad():
+        folded.center.bias.normal_()
+        separate.center.bias.copy_(folded.center.bias)
+    folded.requires_grad_(not frozen)
+    separate.requires_grad_(not frozen)
+    x = (torch.randn(shape) + 2.0).contiguous(memory_format=layout).requires_grad_()
+    x2 = x.detach().contiguous().requires_grad_()
+    with power_iteration_paused(folded), power_iteration_paused(separate):
+        y, y2 = folded(x), separate(x2)
+        torch.testing.assert_close(y, y2, rtol=1e-4, atol=1e-5)
+        (y * torch.linspace(-1, 2, y.numel()).view_as(y)).sum().backward()
+        (y2 * torch.linspace(-1, 2, y2.numel()).view_as(y2)).sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-4, atol=1e-5)
+    for (name, a), b in zip(folded.named_parameters(), separate.parameters()):
+        if frozen:
+            assert a.grad is None and b.grad is None
+        elif name == "layer.bias":  # cancels out of y: no gradient (folded) or a zero one (separate)
+            assert a.grad is None and b.grad.abs().max() < 1e-4
+        else:
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-3, atol=1e-4, msg=lambda m: f"{name}: {m}")
+    torch.testing.assert_close(folded.center.running_mean, separate.center.running_mean)
+    folded.eval(), separate.eval()
+    torch.testing.assert_close(folded(x), separate(x2), rtol=1e-4, atol=1e-5)
+
+
+def test_msn_does_not_center_the_logit_layer():
+    d = MLPDiscriminator((2,), norm=NormHook("msn"))
+    assert isinstance(d.net[-1].center, nn.Identity)
+    assert isinstance(d.net[2].center, MeanCenter)  # fc1: a hidden layer after the input layer
 
 
 @pytest.mark.parametrize("arch", sorted(BUILDERS))
@@ -69,12 +131,6 @@ def test_a_model_without_a_rule_centres_every_hidden_layer_but_the_first():
     layers = [hook.wrap(nn.Linear(2, 4), "a"), hook.wrap(nn.Linear(4, 4), "b"),
               hook.wrap(nn.Linear(4, 1), "c", output=True)]
     assert [isinstance(m.center, MeanCenter) for m in layers] == [False, True, False]
-
-
-def batch_shift_response(d: nn.Module, x: torch.Tensor) -> float:
-    d.train()
-    with torch.no_grad(), power_iteration_paused(d):
-        return float((d(x + 0.5) - d(x)).abs().max())
 
 
 @pytest.mark.parametrize("arch", sorted(BUILDERS))
