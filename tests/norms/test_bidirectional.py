@@ -6,17 +6,7 @@ import torch
 from torch import nn
 
 from spectral_gan.norms import bidirectional_spectral_norm, spectral_norm
-
-
-def sigma(w: torch.Tensor, dim: int) -> torch.Tensor:
-    return torch.linalg.matrix_norm(w.detach().movedim(dim, 0).flatten(1), ord=2)
-
-
-def converge(layer: nn.Module, n: int = 300) -> torch.Tensor:
-    layer.train()
-    for _ in range(n):
-        w = layer.weight
-    return w.detach()
+from tests.norms.weights import converge, sigma
 
 
 @pytest.mark.parametrize("make,dim", [(lambda: nn.Conv2d(3, 8, 3), 0),

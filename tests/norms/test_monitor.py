@@ -11,10 +11,7 @@ from torch.nn.utils import parametrize
 from spectral_gan.models import DCGANDiscriminator, MLPDiscriminator
 from spectral_gan.norms import NormHook, power_iteration_paused
 from spectral_gan.norms.monitor import condition_numbers, spectral_report
-
-
-def sigma(w: torch.Tensor, dim: int) -> torch.Tensor:
-    return torch.linalg.matrix_norm(w.detach().movedim(dim, 0).flatten(1), ord=2)
+from tests.norms.weights import sigma
 
 
 class _Halve(nn.Module):

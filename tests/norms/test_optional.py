@@ -12,17 +12,7 @@ from spectral_gan.norms import (NormHook, optional_spectral_norm, power_iteratio
                                 update_gates)
 from spectral_gan.norms.monitor import spectral_report
 from spectral_gan.norms.optional import gate_signals
-
-
-def sigma(w: torch.Tensor, dim: int) -> torch.Tensor:
-    return torch.linalg.matrix_norm(w.detach().movedim(dim, 0).flatten(1), ord=2)
-
-
-def converge(layer: nn.Module, n: int = 300) -> torch.Tensor:
-    layer.train()
-    for _ in range(n):
-        w = layer.weight
-    return w.detach()
+from tests.norms.weights import converge, sigma
 
 
 def _mlp_with_sigmas(sigmas, **osn) -> nn.Sequential:

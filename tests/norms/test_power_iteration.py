@@ -11,17 +11,7 @@ from spectral_gan.norms import (NormHook, PowerIteration, bidirectional_spectral
                                 mean_spectral_norm, optional_spectral_norm, power_iteration_paused,
                                 spectral_norm)
 from spectral_gan.norms.power_iteration import SecondDimPowerIteration
-
-
-def sigma(w: torch.Tensor, dim: int) -> torch.Tensor:
-    return torch.linalg.matrix_norm(w.detach().movedim(dim, 0).flatten(1), ord=2)
-
-
-def converge(layer: nn.Module, n: int = 300) -> torch.Tensor:
-    layer.train()
-    for _ in range(n):
-        w = layer.weight
-    return w.detach()
+from tests.norms.weights import converge, sigma
 
 
 ZERO_CASES = {

@@ -8,14 +8,7 @@ from torch import nn
 from spectral_gan.errors import ConfigError
 from spectral_gan.norms import NormHook, power_iteration_paused, spectral_norm
 from spectral_gan.norms.spectral import learned_scales
-
-
-def true_sigma(weight: torch.Tensor, dim: int) -> torch.Tensor:
-    return torch.linalg.matrix_norm(weight.detach().movedim(dim, 0).flatten(1), ord=2)
-
-
-def sigma(w: torch.Tensor, dim: int) -> torch.Tensor:
-    return torch.linalg.matrix_norm(w.detach().movedim(dim, 0).flatten(1), ord=2)
+from tests.norms.weights import sigma
 
 
 @pytest.mark.parametrize("make,dim", [
@@ -31,10 +24,10 @@ def test_sn_weight_matches_dense_svd(make, dim):
     layer.train()
     for _ in range(200):  # each training-mode access advances the iteration, as in torch
         w = layer.weight
-    expected = raw / true_sigma(raw, dim)
+    expected = raw / sigma(raw, dim)
     torch.testing.assert_close(w.detach(), expected, rtol=1e-3, atol=1e-5)
     # the normalized weight has spectral norm 1
-    assert true_sigma(w, dim).item() == pytest.approx(1.0, abs=1e-3)
+    assert sigma(w, dim).item() == pytest.approx(1.0, abs=1e-3)
 
 
 def test_conv_transpose_uses_output_dim():
@@ -63,9 +56,9 @@ def test_vectors_and_sigma_stay_fp32_under_autocast(dtype):
     power = layer.parametrizations.weight[0].power
     with torch.autocast("cpu", dtype=dtype):
         y = layer(torch.randn(2, 16))
-        sigma = power.sigma(layer.parametrizations.weight.original)
+        estimate = power.sigma(layer.parametrizations.weight.original)
     assert y.dtype == dtype  # the layer itself does run in low precision
-    assert power.u.dtype == power.v.dtype == sigma.dtype == torch.float32
+    assert power.u.dtype == power.v.dtype == estimate.dtype == torch.float32
 
 
 @pytest.mark.parametrize("weight", ["sn", "bsn"])
