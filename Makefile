@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml Makefile
 ## Train the default experiment (DCGAN + SN discriminator, hinge loss, mnist5k, CPU-sized): 10-11 min
 ## on 2 AMD EPYC cores (the wall times of docs/results.md, "The default experiment over seeds").
 run: $(STAMP)
-	$(VENV)/bin/spectral-gan-train experiment=mnist5k_sn $(ARGS)
+	$(VENV)/bin/spectral-gan-train $(ARGS)
 
 ## Fast tests (a few minutes on 2 CPU cores). pytest's exit code 5 (nothing collected) is an error here.
 test: $(STAMP)

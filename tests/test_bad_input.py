@@ -168,7 +168,9 @@ def test_missing_inception_weights_say_how_to_install(no_inception_weights, tmp_
 def inception_must_not_load(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("Inception loaded before both paths were checked")
-    monkeypatch.setattr(fid_cli, "inception_suite", refuse)
+    import spectral_gan.metrics.extractors as extractors
+
+    monkeypatch.setattr(extractors, "inception_suite", refuse)  # what spectral-gan-fid calls
 
 
 @pytest.mark.parametrize("content,message", [

@@ -6,6 +6,7 @@ import pytest
 
 from spectral_gan.training.settings import GANSettings
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from spectral_gan.losses import AdversarialLoss
 from spectral_gan.norms import NormHook
@@ -115,8 +116,26 @@ def test_command_line_beats_experiment(cfg_factory):
     assert cfg.steps == 7 and cfg.norm.feature == "batch"
 
 
+def test_the_bare_command_trains_what_make_run_trains(cfg_factory):
+    """issue 35: `spectral-gan-train` with no overrides is `make run` (the Makefile's recipe read
+    here, so that a change to either shows), which is the default experiment."""
+    import re
+
+    recipe = re.search(r"^run:.*\n\t(.*)$", (REPO / "Makefile").read_text(), re.M).group(1)
+    words = recipe.split()
+    assert words[0].endswith("spectral-gan-train"), recipe
+    make_run = [w for w in words[1:] if w != "$(ARGS)"]
+
+    def tree(*overrides):
+        cfg = cfg_factory(*overrides, fast=False)
+        return {k: v for k, v in OmegaConf.to_container(cfg).items() if k != "hydra"}
+
+    assert tree() == tree(*make_run) == tree("experiment=mnist5k_sn")
+    assert tree() != tree("~experiment")  # the comparison can tell presets apart
+
+
 def test_optimizer_defaults_are_the_sn_paper_setting(cfg_factory):
-    cfg = cfg_factory()
+    cfg = cfg_factory("~experiment")
     opt = instantiate(cfg.optimizer.d)
     import torch
     adam = opt([torch.nn.Parameter(torch.zeros(1))])

@@ -315,7 +315,9 @@ def test_a_checkpoint_that_counted_optimizer_steps_resumes_at_its_generator_step
     assert [s for s, _ in scalars(str(tmp_path))["loss/d"]][-1] == 4  # step 3 and 4 trained, once
     new = torch.load(ckpt, weights_only=True)
     assert new["global_step"] == 4 and new["step_unit"] == "generator"
-    # The same two steps the old version trained from there, to the bit.
+    # The same two steps the old version trained from there: equal to the bit on the machine that
+    # wrote the fixtures, within rounding (a few 1e-8) on another CPU's kernels; one Adam step more
+    # or less moves the weights by about the learning rate (2e-4).
     reference = torch.load(FIXTURES / "optimizer_steps_v1_step4.ckpt", weights_only=True)["state_dict"]
     for name, value in reference.items():
-        assert torch.equal(new["state_dict"][name], value), name
+        torch.testing.assert_close(new["state_dict"][name], value, rtol=0, atol=1e-6, msg=name)

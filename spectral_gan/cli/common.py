@@ -6,12 +6,15 @@ import importlib.util
 import os
 import re
 import sys
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from spectral_gan.errors import ConfigError, install_hint
+
+if TYPE_CHECKING:
+    import torch
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -147,6 +150,15 @@ def missing_plugin_hint(message: str) -> str | None:
         return None
     return (f"the config {match.group(1)} comes from the Hydra plugin {dist}, which is not "
             f"installed: {install_hint(extra)}")
+
+
+HELP_FLAGS = ("-h", "--help", "--hydra-help", "-i", "--info", "-sc", "--shell-completion")
+
+
+def asks_for_help(argv: Sequence[str]) -> bool:
+    """Whether the command line only asks Hydra for help (nothing is composed for a run; ``--cfg``
+    is not among these: it shows the config a run would have, resume overrides included)."""
+    return any(a in HELP_FLAGS for a in argv)
 
 
 def hydra_args(argv: Sequence[str] | None = None):

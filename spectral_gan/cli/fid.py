@@ -25,16 +25,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from spectral_gan.errors import ConfigError
-from spectral_gan.metrics.extractors import CLASSIFIER_DATASETS, inception_suite
-from spectral_gan.metrics.folder_fid import (INCEPTION, Scorer, check_extractor, check_paths, frechet_distance,
-                                             read_npz, result_lines, save_npz)
-from spectral_gan.metrics.inception import InceptionFeatures
-from spectral_gan.training.quiet import quiet_lightning
+
+# torch, the extractors and Lightning are imported when scoring starts, not for --help.
+if TYPE_CHECKING:
+    import torch
+
+    from spectral_gan.metrics.folder_fid import Scorer
 
 EXTRACTORS = ("auto", "inception", "classifier")
 
@@ -80,6 +79,8 @@ def compose_reference(overrides: list[str]):
 def pick_extractor(choice: str, dataset: str | None) -> str:
     """``auto``: the digit classifier for digit data (what evaluation logs during training),
     Inception for everything else."""
+    from spectral_gan.metrics.extractors import CLASSIFIER_DATASETS
+
     if choice == "auto":
         return "classifier" if dataset in CLASSIFIER_DATASETS else "inception"
     if choice == "classifier" and dataset not in CLASSIFIER_DATASETS:
@@ -93,6 +94,7 @@ def data_scorer(overrides: list[str], choice: str, device: torch.device, batch_s
                 ) -> tuple[Scorer, dict[str, Any]]:
     """A scorer whose reference side is the data's images, loaded from or saved to the cache."""
     from spectral_gan.evaluation import Evaluator
+    from spectral_gan.metrics.folder_fid import Scorer
 
     datamodule, eval_cfg = compose_reference(overrides)
     extractor = pick_extractor(choice, datamodule.dataset_name)
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="OUT.json", help="also write the result and protocol as JSON")
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0, help="KID's random subsets")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda, cuda:N")
     args = parser.parse_args(argv)
     if args.ref is not None and args.reference is not None:
         parser.error("give the reference once: as a second path or as --ref")
@@ -142,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         args.reference = args.ref[0]
     if args.reference is None and args.ref is None and args.save_stats is None:
         parser.error("give a reference (--ref data=NAME, --ref FOLDER, --ref STATS.npz), or --save-stats OUT.npz")
+    from spectral_gan.training.quiet import quiet_lightning
+
     quiet_lightning()  # torchmetrics' note that KID and IS keep features: they do, by design
     try:
         result = _run(args)
@@ -152,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for warning in result.pop("warnings"):
         print(f"warning: {warning}", file=sys.stderr)
+    from spectral_gan.metrics.folder_fid import result_lines
+
     facts = [("extractor", result["extractor"]), ("reference", describe(result["reference"])),
              ("samples", f"{result['samples']['path']} ({result['samples']['n']} images)")]
     print("\n".join(result_lines(result["metrics"], facts)))
@@ -165,7 +171,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> dict[str, Any] | None:
-    device = torch.device(args.device)
+    from spectral_gan.cli.common import pick_device
+    from spectral_gan.metrics.extractors import inception_suite
+    from spectral_gan.metrics.folder_fid import (INCEPTION, Scorer, check_extractor, check_paths,
+                                                 read_npz, save_npz)
+    from spectral_gan.metrics.inception import InceptionFeatures
+
+    device = pick_device(args.device)
     data_ref = is_data_reference(args.ref)
     samples_npz = args.samples.endswith(".npz")
     if data_ref and samples_npz:
@@ -213,6 +225,8 @@ def _run(args) -> dict[str, Any] | None:
 
 
 def _two_statistics_files(a: str, b: str) -> dict[str, Any]:
+    from spectral_gan.metrics.folder_fid import check_extractor, frechet_distance, read_npz
+
     sa, sb = read_npz(a), read_npz(b)
     check_extractor(sb, b, sa["extractor"], sa["mu"].shape[0])
     return {"metrics": {"fid": frechet_distance(sa["mu"], sa["sigma"], sb["mu"], sb["sigma"])},

@@ -7,14 +7,17 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from spectral_gan.config import resolvers as config_resolvers
-from spectral_gan.cli.common import exit_on_bad_command_line, CONFIG_DIR, exit_if_plugin_missing, or_exit_on_config_error, pick_device, trust_flag
+from spectral_gan.cli.common import (CONFIG_DIR, asks_for_help, exit_if_plugin_missing,
+                                     exit_on_bad_command_line, or_exit_on_config_error, pick_device,
+                                     trust_flag)
 from spectral_gan.checkpoints.resume_command import quote_ckpt_path
-from spectral_gan.sampling import write_samples
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="sample")
 def _main(cfg: DictConfig) -> None:
     config_resolvers.register()
+    from spectral_gan.sampling import write_samples  # torch and the models: not for --help
+
     result = or_exit_on_config_error(lambda: write_samples(
         cfg.ckpt_path, cfg.out, cfg.n, cfg.batch_size, cfg.seed, pick_device(cfg.device), cfg.npz,
         cfg.get("weights", "auto"), trust_flag(cfg), progress=True, classes=class_option(cfg)))
@@ -31,6 +34,9 @@ def class_option(cfg: DictConfig):
 
 
 def main() -> None:
+    if asks_for_help(sys.argv[1:]):
+        _main()
+        return
     sys.argv[1:] = [quote_ckpt_path(a) for a in sys.argv[1:]]  # gen_step=NNNNNN.ckpt of old runs
     exit_if_plugin_missing("sample")
     exit_on_bad_command_line("sample")

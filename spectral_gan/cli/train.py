@@ -21,13 +21,12 @@ from omegaconf import DictConfig, open_dict
 from spectral_gan.config import resolvers as config_resolvers
 from spectral_gan.cli.sweep_status import LAST as SWEEP_END
 from spectral_gan.cli.common import (exit_on_bad_command_line, CONFIG_DIR, compose_config, exit_if_plugin_missing,
-                                     config_error_in, report_config_error)
-from spectral_gan.config.tree import print_config_tree
+                                     config_error_in, asks_for_help, report_config_error)
 from spectral_gan.errors import ConfigError
 from spectral_gan.checkpoints.resume_command import resume_overrides
 from spectral_gan.runs.directory import holds_run, refuse_occupied_run_dir
 from spectral_gan.runs.status import read_status, write_status
-from spectral_gan.training.run import TrainingDiverged, train
+# Lightning, torch and the models are imported when a run starts (in _main), not for --help.
 
 
 def compose_train_config(overrides: list[str], run_dir: str | None = None) -> DictConfig:
@@ -63,6 +62,9 @@ def _main(cfg: DictConfig) -> float | None:
     # Hydra restores its saved resolver table before the job runs (hydra.core.singleton), which
     # drops resolvers registered at import time in some launch paths: register again here.
     config_resolvers.register()
+    from spectral_gan.config.tree import print_config_tree
+    from spectral_gan.training.run import TrainingDiverged, train
+
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     run_dir = cfg.paths.run_dir
     if multirun and not cfg.get("ckpt_path"):  # a rerun of the same sweep: continue, don't redo
@@ -184,6 +186,9 @@ def _refuse_unwritable(args: list[str]) -> None:
 def main() -> None:
     # A resume (ckpt_path=<run>/checkpoints/...) runs with the run's own overrides, in its run
     # directory: the command line is completed before Hydra reads it (spectral_gan.checkpoints.resume).
+    if asks_for_help(sys.argv[1:]):  # nothing to check or load: straight to Hydra's help
+        _main()
+        return
     try:
         sys.argv[1:] = _norm_options_reach_the_method(resume_overrides(sys.argv[1:]))
         _refuse_occupied(sys.argv[1:])
