@@ -6,6 +6,7 @@ import importlib.util
 import os
 import re
 import sys
+import warnings
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from hydra.core.hydra_config import HydraConfig
@@ -232,11 +233,13 @@ def _sentence(err: BaseException, task: str) -> str:
     return lines[0] if lines else type(err).__name__
 
 
-def exit_on_bad_command_line(task: str, argv: Sequence[str] | None = None) -> None:
+def exit_on_bad_command_line(task: str, argv: Sequence[str] | None = None,
+                             check: Callable[[DictConfig], Any] | None = None) -> None:
     """Before Hydra starts: compose the command line's config once; an unknown key or group
     option, an override that does not parse, or a required value left unset (``???``) is one
-    sentence and exit status 2, instead of Hydra's several lines and status 1. Sweeps (``-m``)
-    and other config sources are left to Hydra."""
+    sentence and exit status 2, instead of Hydra's several lines and status 1; ``check`` (the
+    task's own validation) runs on the composed config too, so that a bad value is refused before
+    Hydra creates the run directory. Sweeps (``-m``) and other config sources are left to Hydra."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -273,6 +276,10 @@ def exit_on_bad_command_line(task: str, argv: Sequence[str] | None = None) -> No
 
     try:
         check_missing(cfg)
+        if check is not None:
+            with warnings.catch_warnings():  # advice is given once, by the run itself
+                warnings.simplefilter("ignore")
+                check(cfg)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

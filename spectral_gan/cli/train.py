@@ -52,9 +52,6 @@ def _report(result: dict[str, Any], wall_s: float) -> None:
         print(f"  final samples: {result['samples']}")
     print(f"  checkpoint:    {result['checkpoint']}")
     print(f"  TensorBoard:   tensorboard --logdir {os.path.dirname(os.path.abspath(run_dir))}")
-    if result.get("health"):
-        print("WARNING: the samples have collapsed (health/collapsed = 1 in TensorBoard):\n  - "
-              + "\n  - ".join(result["health"]))
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
@@ -77,6 +74,8 @@ def _main(cfg: DictConfig) -> float | None:
                 cfg.ckpt_path = "auto"
     if (cfg.get("extras") or {}).get("print_config"):
         print_config_tree(cfg)
+    if not multirun:  # a sweep's jobs are announced by Hydra, with their overrides
+        print(_announce(run_dir))
     started = time.monotonic()
     try:
         result = train(cfg)
@@ -117,6 +116,16 @@ def _main(cfg: DictConfig) -> float | None:
                               f"this run: {', '.join(sorted(result['metrics'])) or 'none'}")
         return value
     return None
+
+
+def _announce(run_dir: str) -> str:
+    """Two lines at the start of a run: what it trains (the experiment and the overrides given)
+    and where it writes; the whole config is saved there rather than printed."""
+    hydra_cfg = HydraConfig.get()
+    experiment = hydra_cfg.runtime.choices.get("experiment") or "none"
+    given = [o for o in hydra_cfg.overrides.task if not o.startswith(("experiment=", "~experiment"))]
+    what = f"experiment={experiment}" + (f" with {' '.join(given)}" if given else "")
+    return f"Training {what}\nRun directory: {run_dir} (config: .hydra/config.yaml there)"
 
 
 def _norm_options_reach_the_method(args: list[str]) -> list[str]:
@@ -183,6 +192,12 @@ def _refuse_unwritable(args: list[str]) -> None:
                           f"SPECTRAL_GAN_OUTPUTS=<dir>") from None
 
 
+def _validate(cfg: DictConfig) -> None:
+    from spectral_gan.training.validation import validate
+
+    validate(cfg)
+
+
 def main() -> None:
     # A resume (ckpt_path=<run>/checkpoints/...) runs with the run's own overrides, in its run
     # directory: the command line is completed before Hydra reads it (spectral_gan.checkpoints.resume).
@@ -197,7 +212,7 @@ def main() -> None:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     exit_if_plugin_missing("train")
-    exit_on_bad_command_line("train")
+    exit_on_bad_command_line("train", check=_validate)
     SWEEP_END.clear()
     _main()
     failed = SWEEP_END.get("failed")

@@ -126,6 +126,7 @@ class GAN(EvaluationHooks, ScalarLogging, Sampling, pl.LightningModule):
         self._stalled_logs = 0  # consecutive log steps with D's gradient vanished
         self.evaluated_step: int | None = None  # generator step of the last evaluation
         self.health_reasons: list[str] = []
+        self._collapse_warned = False  # the collapse warning is printed once a run
 
     # -- optimizers and step counts -----------------------------------------------------------
 

@@ -69,9 +69,18 @@ class EvaluationHooks:
         if ratio is not None:
             values["health/sample_diversity"] = ratio
         self.log_scalars(values, step)
-        if self.health_reasons and self.trainer.is_global_zero:
-            log.warning("generator step %d: the samples have collapsed: %s", step,
-                        "; ".join(self.health_reasons))
+        # Printed once a run, and not before the EMA generator has started (the samples of an
+        # EMA that has not begun averaging are a young generator's: a smoke run's false alarm);
+        # health/collapsed is logged at every check either way.
+        ema_pending = self.G_ema is not None and not self._ema_started
+        if (self.health_reasons and not ema_pending and not self._collapse_warned
+                and self.trainer.is_global_zero):
+            self._collapse_warned = True
+            from tqdm import tqdm
+
+            with tqdm.external_write_mode():  # on a line of its own, not inside the progress bar
+                log.warning("generator step %d: the samples have collapsed: %s", step,
+                            "; ".join(self.health_reasons))
         return self.health_reasons
 
     # -- checkpoints --------------------------------------------------------------------------

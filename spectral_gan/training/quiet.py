@@ -3,6 +3,8 @@
 Removed (each by its exact text, so anything else Lightning, torch or torchmetrics says still
 gets through):
 
+- Lightning's start-up lines ``Seed set to 0`` (the seed is in the run's config) and ``GPU
+  available: False, used: False`` / ``TPU available: ...`` (the device is the config's trainer);
 - Lightning's adverts (``💡 Tip: For seamless cloud ...``, litlogger / litmodels);
 - ``Trainer.fit stopped: max_steps=40 reached``: the run's own end line says how many generator
   steps it trained, and why it stopped;
@@ -26,8 +28,10 @@ import warnings
 # Lightning's info messages (rank_zero_info logs through these loggers).
 _LIGHTNING_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
                       "lightning.pytorch.utilities.rank_zero",
-                      "pytorch_lightning.trainer.connectors.checkpoint_connector")
-_DROPPED_PREFIXES = ("💡 Tip:", "`Trainer.fit` stopped:", "Restoring states from the checkpoint",
+                      "pytorch_lightning.trainer.connectors.checkpoint_connector",
+                      "lightning_fabric.utilities.seed")
+_DROPPED_PREFIXES = ("Seed set to ", "GPU available: ", "TPU available: ", "HPU available: ",
+                     "💡 Tip:", "`Trainer.fit` stopped:", "Restoring states from the checkpoint",
                      "Restored all states from the checkpoint")
 # Warnings, as regular expressions matched at the start of the message.
 _DROPPED_WARNINGS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",

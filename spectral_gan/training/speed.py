@@ -120,7 +120,7 @@ def apply_speed_options(generator: nn.Module, discriminator: nn.Module, speed: A
             compile_model(net, speed.get("compile_mode", "default"),
                           speed.get("compile_backend", "inductor"))
         applied["compile"] = speed.get("compile_mode", "default")
-    log.info("speed options: %s", applied)
+    log.debug("speed options: %s", applied)  # in the run's log with hydra.verbose=true
     return applied
 
 
