@@ -16,7 +16,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install run test test-slow results check-default check-conditional bench bench-options gpu-check clean
+.PHONY: install run test test-slow docs results check-default check-conditional bench bench-options gpu-check clean
 install: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
@@ -40,6 +40,10 @@ test: $(STAMP)
 ## Longer tests (real training runs of minutes).
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+## The documentation site (mkdocs.yml over docs/) into site/; strict: a broken link or anchor fails.
+docs: $(STAMP)
+	$(PY) -m mkdocs build --strict --site-dir site
 
 ## The generated tables of docs/results.md, from the studies' data in docs/results/*.json.
 results: $(STAMP)
@@ -76,4 +80,4 @@ gpu-check: $(STAMP)
 	$(PY) scripts/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site

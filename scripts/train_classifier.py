@@ -4,7 +4,7 @@
     python scripts/train_classifier.py --dataset digits     # 1,437 train / 360 held out
 
 Writes spectral_gan/metrics/weights/<dataset>_classifier.pt and prints the held-out accuracy
-(quoted in the README). Deterministic for a given --seed on the CPU.
+(quoted in docs/evaluation.md). Deterministic for a given --seed on the CPU.
 """
 from __future__ import annotations
 

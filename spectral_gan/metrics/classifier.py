@@ -3,7 +3,7 @@
 Inception features mean little on 32x32 grey digits; the usual practice for MNIST-like data is a
 domain classifier (e.g. the "MNIST score" of Li et al. 2017, the classifier FID of the
 VEEGAN/PacGAN line of work). Weights are trained by ``scripts/train_classifier.py`` and ship in
-``spectral_gan/metrics/weights/``; their held-out accuracy is in the README.
+``spectral_gan/metrics/weights/``; their held-out accuracy is in docs/evaluation.md.
 """
 from __future__ import annotations
 

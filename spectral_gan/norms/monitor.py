@@ -18,7 +18,7 @@ Every quantity means what its name says:
 - ``lipschitz/*`` and ``sigma_op/<layer>``: ``spectral_gan.norms.lipschitz``.
 
 What a normalization reports is its own to state; nothing here names a method. The contract, with
-its defaults for a plugin that states nothing (docs: the README's "Adding a normalization"):
+its defaults for a plugin that states nothing (docs/normalizations.md, "Adding a normalization"):
 
 - the weight's parametrization may define ``raw_sigmas(raw_weight) -> {direction: sigma}`` (its
   stored estimates; ``""`` for one direction); without it ``sigma/<layer>`` is the exact spectral
