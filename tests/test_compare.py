@@ -127,3 +127,29 @@ def test_compare_columns_are_the_old_list_in_its_order():
                        "metrics/is_classifier", "metrics/kid_classifier", "metrics/modes",
                        "metrics/high_quality", "metrics/reverse_kl", "metrics/intra_fid",
                        "metrics/intra_fid_classifier", "metrics/class_accuracy"]
+
+
+def test_rows_name_what_varies_the_runs_name_first_and_a_dash_for_nothing_logged():
+    """issue 35: constant overrides are not repeated in every row, name= labels a row, and a
+    metric a configuration never logged is a dash, not nan ± nan."""
+    def run(seed, overrides, **series):
+        r = _run(seed, **series)
+        return Run(f"{r.path}_{overrides}", {**dict(o.split("=") for o in overrides.split()),
+                                             "seed": str(seed)}, r.scalars)
+
+    runs = [run(0, "name=baseline norm=sn steps=20", fid=[9.0, 5.0]),
+            run(1, "name=baseline norm=sn steps=20", fid=[8.0, 4.0]),
+            run(0, "name=bidirectional norm=bsn steps=20")]
+    text = markdown(table(runs))
+    rows = [line for line in text.splitlines()[2:]]
+    assert rows[0].startswith("| baseline norm=sn | 2 |") and "4.5 ± 0.7071" in rows[0]
+    assert rows[1].startswith("| bidirectional norm=bsn | 1 |")
+    assert "steps=20" not in text and "nan" not in text
+    assert rows[1].endswith("| – | – |")  # fid final and best: never logged by that run
+
+
+def test_a_runs_name_is_in_its_directory(tmp_path):
+    proc = run_cli(*RING, "steps=1", "eval.every=0", "name=my label", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
+    assert "_my-label_" in run_dir.name

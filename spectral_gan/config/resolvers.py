@@ -11,6 +11,17 @@ def register() -> None:
         OmegaConf.register_new_resolver("mul", lambda a, b: a * b)
     if not OmegaConf.has_resolver("pid"):  # run directory names: unique among concurrent runs
         OmegaConf.register_new_resolver("pid", os.getpid, use_cache=True)
+    if not OmegaConf.has_resolver("run_label"):  # ${run_label:${name}}: "<name>_<pid>" or "<pid>"
+        OmegaConf.register_new_resolver("run_label", _run_label)
+
+
+def _run_label(name) -> str:
+    """The end of a run directory's name: the run's ``name=`` (made safe for a file name) and the
+    process id, which keeps two runs started in the same second apart."""
+    if name in (None, ""):
+        return str(os.getpid())
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in str(name)).strip(".")
+    return f"{safe}_{os.getpid()}"
 
 
 register()

@@ -24,10 +24,17 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def short_labels(configs: list[str]) -> dict[str, str]:
-    """Each configuration named by only the overrides that differ between configurations."""
+    """Each configuration named by only the overrides that differ between configurations; a
+    run's ``name=`` comes first, as its bare value."""
     tokens = {c: c.split(" ") for c in configs}
     common = set.intersection(*(set(t) for t in tokens.values())) if len(configs) > 1 else set()
-    return {c: " ".join(t for t in tokens[c] if t not in common) or c for c in configs}
+
+    def label(c: str) -> str:
+        varying = [t for t in tokens[c] if t not in common] or tokens[c]
+        names = [t[len("name="):] for t in varying if t.startswith("name=")]
+        return " ".join(names + [t for t in varying if not t.startswith("name=")])
+
+    return {c: label(c) for c in configs}
 
 
 def group(runs: list[Run]) -> dict[str, list[Run]]:
@@ -64,6 +71,13 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _cell(mean: float, std: float) -> str:
+    """``mean ± std``; a dash where nothing was logged, the mean alone where no spread exists."""
+    if math.isnan(mean):
+        return "–"
+    return _fmt(mean) if math.isnan(std) else f"{_fmt(mean)} ± {_fmt(std)}"
+
+
 def markdown(rows: list[dict]) -> str:
     if not rows:
         return "(no runs with TensorBoard logs found)"
@@ -71,13 +85,14 @@ def markdown(rows: list[dict]) -> str:
     header = ["config", "seeds", "diverged", "failed", "incomplete", "last step", "steps/s"]
     header += [f"{m} final" for m in metric_names] + [f"{m} best" for m in metric_names]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    labels = short_labels([r["config"] for r in rows])  # what varies; comparison.csv has it all
     for r in rows:
-        cells = [r["config"], str(r["seeds"]), str(r["diverged"]), str(r.get("failed", 0)),
+        cells = [labels[r["config"]], str(r["seeds"]), str(r["diverged"]), str(r.get("failed", 0)),
                  str(r.get("incomplete", 0)),
                  str(r["last_step"]),
-                 f"{_fmt(r['steps_per_s'])} ± {_fmt(r['steps_per_s_std'])}"]
-        cells += [f"{_fmt(r[f'{m}_final'])} ± {_fmt(r[f'{m}_final_std'])}" for m in metric_names]
-        cells += [f"{_fmt(r[f'{m}_best'])} ± {_fmt(r[f'{m}_best_std'])}" for m in metric_names]
+                 _cell(r["steps_per_s"], r["steps_per_s_std"])]
+        cells += [_cell(r[f"{m}_final"], r[f"{m}_final_std"]) for m in metric_names]
+        cells += [_cell(r[f"{m}_best"], r[f"{m}_best_std"]) for m in metric_names]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
