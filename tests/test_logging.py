@@ -90,12 +90,23 @@ def test_several_loggers_at_once_share_the_generator_step_axis(cfg_factory, tmp_
     assert "epoch" not in rows[0] or not rows[0]["epoch"]
 
 
-def test_logger_configs_compose_under_the_run_dir(cfg_factory, tmp_path):
-    cfg = cfg_factory("logger=[tensorboard,csv,wandb,mlflow]")
+def test_logger_configs_follow_their_users_habits(cfg_factory, tmp_path, monkeypatch):
+    """issue 35: one MLflow store per output root (MLFLOW_TRACKING_URI wins), W&B online unless
+    WANDB_MODE says otherwise, the run's name and tags passed to both."""
+    monkeypatch.setenv("SPECTRAL_GAN_OUTPUTS", str(tmp_path / "out"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = cfg_factory("logger=[tensorboard,csv,wandb,mlflow]", "name=probe", "tags=[sn,ablation]")
     assert set(cfg.logger) == {"tensorboard", "csv", "wandb", "mlflow"}
-    assert cfg.logger.wandb.offline is True and cfg.logger.wandb.save_dir == str(tmp_path)
-    assert cfg.logger.mlflow.tracking_uri == f"sqlite:///{tmp_path}/mlflow.db"
-    assert cfg.logger.mlflow.artifact_location == f"{tmp_path}/mlartifacts"
+    assert cfg.logger.wandb.offline is False and cfg.logger.wandb.save_dir == str(tmp_path)
+    assert cfg.logger.wandb.name == cfg.logger.mlflow.run_name == "probe"
+    assert list(cfg.logger.wandb.tags) == ["sn", "ablation"]
+    assert dict(cfg.logger.mlflow.tags) == {"sn": "true", "ablation": "true"}
+    assert cfg.logger.mlflow.tracking_uri == f"sqlite:///{tmp_path / 'out'}/mlflow.db"
+    assert cfg.logger.mlflow.artifact_location == f"{tmp_path / 'out'}/mlartifacts"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
+    cfg = cfg_factory("logger=mlflow")
+    assert cfg.logger.mlflow.tracking_uri == "http://tracking.example:5000"
+    assert cfg.logger.mlflow.artifact_location is None  # the server's
 
 
 @pytest.mark.parametrize("logger,package", [("wandb", "wandb"), ("mlflow", "mlflow")])
@@ -118,22 +129,48 @@ def test_missing_wandb_from_the_cli_exits_2_without_a_traceback(tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("mlflow") is None,
                     reason="needs the mlflow extra: pip install 'spectral-gan[mlflow]'")
-def test_mlflow_offline_store_gets_the_metrics_at_generator_steps(cfg_factory, tmp_path):
+def test_mlflow_keeps_a_sweeps_runs_in_one_store_with_their_names_and_tags(cfg_factory, tmp_path,
+                                                                          monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    result = train(cfg_factory(*RING, "steps=3", "eval.every=3", "logger=[tensorboard,mlflow]"))
-    mlflow_logger = next(lg for lg in result["trainer"].loggers if type(lg).__name__ == "MLFlowLogger")
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
-    history = client.get_metric_history(mlflow_logger.run_id, "loss/d")
+    monkeypatch.setenv("SPECTRAL_GAN_OUTPUTS", str(tmp_path / "out"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    ids = []
+    for seed in (0, 1):  # two runs, two run directories, one output root
+        result = train(cfg_factory(*RING, "steps=3", "eval.every=3", "logger=[tensorboard,mlflow]",
+                                   f"seed={seed}", f"name=ring{seed}", "tags=[smoke]",
+                                   run_dir=tmp_path / f"run{seed}"))
+        ids.append(next(lg for lg in result["trainer"].loggers
+                        if type(lg).__name__ == "MLFlowLogger").run_id)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'out'}/mlflow.db")
+    history = client.get_metric_history(ids[0], "loss/d")
     assert sorted(m.step for m in history) == [1, 2, 3]
-    assert [m.step for m in client.get_metric_history(mlflow_logger.run_id, "metrics/reverse_kl")] == [3]
-    assert client.get_run(mlflow_logger.run_id).data.params["n_dis"] == "1"
+    assert [m.step for m in client.get_metric_history(ids[1], "metrics/reverse_kl")] == [3]
+    runs = [client.get_run(i) for i in ids]
+    assert [r.info.experiment_id for r in runs] == [runs[0].info.experiment_id] * 2
+    assert [r.info.run_name for r in runs] == ["ring0", "ring1"]
+    assert runs[0].data.tags["smoke"] == "true" and runs[0].data.params["n_dis"] == "1"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None,
+                    reason="needs the mlflow extra: pip install 'spectral-gan[mlflow]'")
+def test_mlflow_honours_mlflow_tracking_uri(cfg_factory, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    store = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    monkeypatch.setenv("SPECTRAL_GAN_OUTPUTS", str(tmp_path / "out"))
+    result = train(cfg_factory(*RING, "steps=2", "logger=[tensorboard,mlflow]"))
+    run_id = next(lg for lg in result["trainer"].loggers if type(lg).__name__ == "MLFlowLogger").run_id
+    assert MlflowClient(tracking_uri=store).get_metric_history(run_id, "loss/d")
+    assert not (tmp_path / "out" / "mlflow.db").exists()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("wandb") is None,
                     reason="needs the wandb extra: pip install 'spectral-gan[wandb]'")
 def test_wandb_offline_writes_its_run_under_the_run_dir(cfg_factory, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_MODE", "offline")  # the user's switch; online is the default
     train(cfg_factory(*RING, "steps=2", "logger=[tensorboard,wandb]"))
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("*.wandb"))

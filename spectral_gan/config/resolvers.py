@@ -11,6 +11,12 @@ def register() -> None:
         OmegaConf.register_new_resolver("mul", lambda a, b: a * b)
     if not OmegaConf.has_resolver("pid"):  # run directory names: unique among concurrent runs
         OmegaConf.register_new_resolver("pid", os.getpid, use_cache=True)
+    if not OmegaConf.has_resolver("tag_dict"):  # logger=mlflow: tags=[a,b] -> {a: "true", b: "true"}
+        OmegaConf.register_new_resolver("tag_dict", lambda tags: {str(t): "true" for t in tags or []})
+    if not OmegaConf.has_resolver("mlflow_artifacts"):  # local store: beside it; else the server's
+        OmegaConf.register_new_resolver(
+            "mlflow_artifacts",
+            lambda root: None if os.environ.get("MLFLOW_TRACKING_URI") else f"{root}/mlartifacts")
     if not OmegaConf.has_resolver("run_label"):  # ${run_label:${name}}: "<name>_<pid>" or "<pid>"
         OmegaConf.register_new_resolver("run_label", _run_label)
 
