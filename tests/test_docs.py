@@ -126,6 +126,33 @@ def test_the_readme_is_a_landing_page():
         "write commands in ```bash blocks, which tests/test_docs.py runs"
 
 
+def headings_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub (and the site, mkdocs.yml's slugify) give the headings of a page."""
+    from pymdownx.slugs import slugify
+
+    slug = slugify(case="lower")
+    prose = re.sub(r"^```.*?^```", "", markdown, flags=re.M | re.S)
+    return {slug(h.replace("`", ""), "-") for h in re.findall(r"^#{1,6} (.+)$", prose, flags=re.M)}
+
+
+def test_the_readmes_links_reach_a_file_and_anchor():
+    """The README is not part of the site, so mkdocs does not check its links: each relative
+    link (inline or a reference definition) names a file of the repository and, with #anchor, a
+    heading of that page."""
+    text = README.read_text()
+    targets = re.findall(r"\]\(([^)\s]+)\)", text) + re.findall(r"^\[[^\]]+\]:\s*(\S+)", text,
+                                                             flags=re.M)
+    local = [t for t in targets if "://" not in t]
+    assert len(local) > 10
+    broken = []
+    for target in local:
+        path, _, anchor = target.partition("#")
+        page = REPO / path if path else README
+        if not page.exists() or (anchor and anchor not in headings_anchors(page.read_text())):
+            broken.append(target)
+    assert not broken, f"README.md links to missing files or anchors: {broken}"
+
+
 def test_every_recipe_command_runs_as_printed(tmp_path):
     """Each `spectral-gan-*` command of the recipes runs in order in one directory (later ones
     use the folders earlier ones made) with the SHORTEN overrides appended, and exits 0; file
