@@ -186,3 +186,22 @@ def test_threads_must_be_a_positive_integer(cfg_factory):
 
     with pytest.raises(ConfigError, match="threads must be a positive integer"):
         train(cfg_factory("data=ring", "generator=mlp", "discriminator=mlp", "threads=0", "steps=1"))
+
+
+def test_the_default_trains_in_bf16_only_on_a_cpu_that_has_it(cfg_factory, tmp_path, monkeypatch):
+    """issue 35, item 8: the default experiment takes the precision this CPU runs fastest."""
+    from spectral_gan.config import resolvers
+
+    with_bf16, without = tmp_path / "bf16", tmp_path / "plain"
+    with_bf16.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16\n")
+    without.write_text("processor\t: 0\nflags\t\t: fpu sse avx2\n")
+    assert resolvers.cpu_has_native_bf16(str(with_bf16)) and not resolvers.cpu_has_native_bf16(str(without))
+    assert not resolvers.cpu_has_native_bf16(str(tmp_path / "absent"))
+    monkeypatch.setattr(resolvers, "cpu_has_native_bf16", lambda: True)
+    assert resolvers.fastest_precision("cpu") == "bf16-mixed"
+    assert resolvers.fastest_precision("gpu") == "32-true"
+    assert cfg_factory(fast=False).trainer.precision == "bf16-mixed"
+    assert cfg_factory("trainer.precision=32-true", fast=False).trainer.precision == "32-true"
+    assert cfg_factory("experiment=ring_sn", fast=False).trainer.precision == "32-true"  # others: as before
+    monkeypatch.setattr(resolvers, "cpu_has_native_bf16", lambda: False)
+    assert cfg_factory(fast=False).trainer.precision == "32-true"

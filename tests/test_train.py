@@ -441,3 +441,15 @@ def test_penalty_scale_comes_from_lightnings_grad_scaler():
     scaler.scale(torch.ones(()))
     scale = amp_scale(trainer)
     assert torch.is_tensor(scale) and scale.item() == 1024.0
+
+
+@pytest.mark.parametrize("norm", sorted(p.stem for p in (REPO / "configs" / "norm").glob("*.yaml")))
+def test_bf16_mixed_on_the_cpu_trains_with_every_diagnostic(cfg_factory, tmp_path, norm):
+    """The default experiment's precision on CPUs with native bf16 (issue 35, item 8): the
+    per-layer diagnostics (a callback) see the step's bf16 fake batch under the same autocast."""
+    train(cfg_factory(*TINY_IMAGES, f"norm={norm}", "steps=2", "trainer.precision=bf16-mixed",
+                      "monitor.svd_every=1", "monitor.lipschitz_every=1", "monitor.layer_stats_every=1"))
+    logged = scalars(str(tmp_path))
+    assert [s for s, _ in logged["lipschitz/grad_max"]] == [1, 2]
+    assert any(tag.startswith("drift/") for tag in logged)
+    assert all(math.isfinite(v) for _, v in logged["loss/d"])

@@ -130,7 +130,8 @@ class MeanSpectralNorm(nn.Module):
         if (isinstance(layer, nn.Conv2d) and layer.groups == 1 and layer.padding_mode == "zeros"
                 and not isinstance(layer.padding, str)):
             patches = F.unfold(x_mean, layer.kernel_size, layer.dilation, layer.padding, layer.stride)
-            return torch.mv(weight.flatten(1), patches[0].mean(1))
+            # mv is not an autocast op: under bf16-mixed x comes in bf16, the weight in fp32
+            return torch.mv(weight.flatten(1), patches[0].mean(1).to(weight.dtype))
         one = self._apply_layer(x_mean, weight, None)
         return one.mean(dim=[0, *range(2, one.dim())])
 

@@ -30,6 +30,12 @@ class LayerDiagnostics(Callback):
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         if not outputs:  # the run diverged in this step
             return
+        # Under the precision plugin's autocast, as training_step's own passes ran: with
+        # bf16-mixed the step's fake batch is bf16, which D's fp32 layers take only there.
+        with trainer.precision_plugin.forward_context():
+            self._diagnose(pl_module, outputs)
+
+    def _diagnose(self, pl_module: pl.LightningModule, outputs: Any) -> None:
         step, last, schedule = pl_module.gen_step, pl_module.total_steps, pl_module.schedule
         D, monitor = pl_module.D, pl_module.settings.monitor
         values: dict[str, Any] = {}
