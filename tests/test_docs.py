@@ -194,3 +194,22 @@ def test_every_recipe_command_runs_as_printed(tmp_path):
     assert {"spectral-gan-train", "spectral-gan-compare", "spectral-gan-sample",
             "spectral-gan-eval"} <= set(ran), ran
     assert "make" in skipped
+
+
+def test_the_default_runs_wall_time_in_the_docs_is_the_checks():
+    """What `make run` takes (issue 35, item 8) is stated from the default's check
+    (docs/results/check_default.json), not copied by hand: the README and docs/index.md say
+    "about N minutes" for the median seed run and "about M in fp32" for the fp32 variant."""
+    import json
+    import statistics
+
+    study = json.loads((REPO / "docs" / "results" / "check_default.json").read_text())
+    rows = next(t for t in study["tables"] if t["name"] == "runs")["rows"]
+    seeds = [row[1] for row in rows if re.fullmatch(r"seed \d+", row[0])]
+    fp32 = [row[1] for row in rows if row[0].endswith(", fp32")]
+    assert len(seeds) >= 3 and len(fp32) == 1
+    expected = f"about {round(statistics.median(seeds))} minutes"
+    expected_fp32 = f"about {round(fp32[0])} in fp32"
+    for page in (README, REPO / "docs" / "index.md"):
+        text = " ".join(page.read_text().split())  # line breaks as spaces
+        assert expected in text and expected_fp32 in text, page
