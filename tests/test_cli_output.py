@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from tests.conftest import run_cli
+
 
 
 def test_a_20_step_run_of_the_default_prints_under_30_lines(tmp_path):
@@ -34,8 +36,6 @@ def test_a_20_step_run_of_the_default_prints_under_30_lines(tmp_path):
 @pytest.mark.parametrize("bad,key", [("steps=0", "steps"), ("n_dis=abc", "n_dis"),
                                      ("optimizer.d.lr=-1", "optimizer")])
 def test_a_bad_value_is_refused_before_the_run_directory_exists(tmp_path, bad, key):
-    env = dict(os.environ, SPECTRAL_GAN_OUTPUTS=str(tmp_path / "outputs"))
-    proc = subprocess.run([sys.executable, "-m", "spectral_gan.cli.train", bad], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=120)
+    proc = run_cli(bad, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and key in proc.stderr
     assert not (tmp_path / "outputs" / "train").exists()

@@ -172,7 +172,7 @@ def _refuse_unwritable(args: list[str]) -> None:
     """The folder a run or sweep writes to must be creatable and writable: one sentence naming
     it, before Hydra's traceback from creating it (``hydra.run.dir``/``hydra.sweep.dir`` as given,
     else the output root: $SPECTRAL_GAN_OUTPUTS or ./outputs)."""
-    if any(a in ("-h", "--help", "--hydra-help", "-c", "--cfg", "--info") for a in args):
+    if asks_for_help(args) or any(a in ("-c", "--cfg") for a in args):
         return  # nothing will be written
     given = _given(args, ("hydra.run.dir", "hydra.sweep.dir"))
     target = given.get("hydra.run.dir") or given.get("hydra.sweep.dir")

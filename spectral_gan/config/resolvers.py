@@ -18,7 +18,7 @@ def register() -> None:
             "mlflow_artifacts",
             lambda root: None if os.environ.get("MLFLOW_TRACKING_URI") else f"{root}/mlartifacts")
     if not OmegaConf.has_resolver("fastest_precision"):  # ${fastest_precision:${trainer.accelerator}}
-        OmegaConf.register_new_resolver("fastest_precision", fastest_precision)
+        OmegaConf.register_new_resolver("fastest_precision", fastest_precision, use_cache=True)
     if not OmegaConf.has_resolver("run_label"):  # ${run_label:${name}}: "<name>_<pid>" or "<pid>"
         OmegaConf.register_new_resolver("run_label", _run_label)
 
@@ -30,7 +30,6 @@ def _run_label(name) -> str:
         return str(os.getpid())
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in str(name)).strip(".")
     return f"{safe}_{os.getpid()}"
-
 
 
 def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:

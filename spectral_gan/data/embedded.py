@@ -28,11 +28,16 @@ MNIST5K_SHA256 = {"images": "2913c6b6527114b7307e1086335a7665e3f94c74aba3d67525e
                   "labels": "41b7b0a9d94690a3a2f54a1d01a9f1cc1b9512e3954fb737ad5ed9f66972403d"}
 
 
-def mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """The embedded digits: uint8 images (5000, 28, 28) and int64 labels (5000,)."""
+def _require_mnist5k() -> None:
+    """One sentence naming the embedded file, if an install lost it."""
     if not os.path.exists(MNIST5K_FILE):
         raise DatasetNotFoundError(f"data=mnist5k expects {MNIST5K_FILE}, which is missing; "
                                    f"reinstall spectral-gan")
+
+
+def mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The embedded digits: uint8 images (5000, 28, 28) and int64 labels (5000,)."""
+    _require_mnist5k()
     with np.load(MNIST5K_FILE) as data:
         return data["images"], data["labels"].astype(np.int64)
 
@@ -50,8 +55,7 @@ class MNIST5kDataModule(InMemoryImages):
         self.shape = (1, image_size, image_size)
 
     def check_available(self) -> None:
-        if not os.path.exists(MNIST5K_FILE):
-            mnist5k_arrays()  # the error naming the file
+        _require_mnist5k()
 
     def load(self) -> torch.Tensor:
         images, labels = mnist5k_arrays()

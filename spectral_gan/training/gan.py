@@ -127,7 +127,6 @@ class GAN(EvaluationHooks, ScalarLogging, Sampling, pl.LightningModule):
         self.evaluated_step: int | None = None  # generator step of the last evaluation
         self.health_reasons: list[str] = []
         self._collapse_warned = False  # the collapse warning is printed once a run
-        self._ema_started = False  # set again from the EMA copy when training starts or resumes
 
     # -- optimizers and step counts -----------------------------------------------------------
 

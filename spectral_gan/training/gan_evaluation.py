@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from spectral_gan.training import ema as ema_lib
 from spectral_gan.training import health
 from spectral_gan.checkpoints.load import STEP_UNIT, count_generator_steps
 from spectral_gan.metrics.registry import is_improvement
@@ -72,7 +73,7 @@ class EvaluationHooks:
         # Printed once a run, and not before the EMA generator has started (the samples of an
         # EMA that has not begun averaging are a young generator's: a smoke run's false alarm);
         # health/collapsed is logged at every check either way.
-        ema_pending = self.G_ema is not None and not self._ema_started
+        ema_pending = self.G_ema is not None and not ema_lib.has_started(self.G_ema)
         if (self.health_reasons and not ema_pending and not self._collapse_warned
                 and self.trainer.is_global_zero):
             self._collapse_warned = True
