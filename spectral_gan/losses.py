@@ -9,6 +9,11 @@ Each loss is a pair (discriminator loss of real and fake logits, generator loss 
   L_D = E[D(G(z))] - E[D(x)],  L_G = -E[D(G(z))]
 - lsgan: Mao et al. 2017, with targets 1 (real) and 0 (fake), without the optional 1/2 factors.
   L_D = E[(D(x) - 1)^2] + E[D(G(z))^2],  L_G = E[(D(G(z)) - 1)^2]
+- rpgan (relativistic pairing): Jolicoeur-Martineau 2019 (RSGAN); R3GAN, Huang et al. 2024,
+  eq. (2) and brownvc/R3GAN ``Trainer.py``. Real and fake logits are paired by batch index:
+  L_D = E[softplus(-(D(x_i) - D(G(z_i))))],  L_G = E[softplus(-(D(G(z_i)) - D(x_i)))]
+  Its generator loss needs D's logits of real samples too (``relativistic``): the training step
+  scores the last real batch of the step in the generator update, with D frozen.
 """
 from __future__ import annotations
 
@@ -52,10 +57,27 @@ def lsgan_g(fake: Tensor) -> Tensor:
     return (fake - 1.0).pow(2).mean()
 
 
+def _paired(a: Tensor, b: Tensor) -> Tensor:
+    if a.shape != b.shape:
+        raise ConfigError(f"loss=rpgan pairs real and fake logits by batch index, but got "
+                          f"{tuple(a.shape)} against {tuple(b.shape)}: use equal real and fake "
+                          f"batches (g_batch_size=null)")
+    return a - b
+
+
+def rpgan_d(real: Tensor, fake: Tensor) -> Tensor:
+    return F.softplus(-_paired(real, fake)).mean()
+
+
+def rpgan_g(fake: Tensor, real: Tensor) -> Tensor:
+    return F.softplus(-_paired(fake, real)).mean()
+
+
 class AdversarialLoss(NamedTuple):
     name: str
     d: Callable[[Tensor, Tensor], Tensor]
-    g: Callable[[Tensor], Tensor]
+    g: Callable[..., Tensor]  # g(fake), or g(fake, real) when relativistic
+    relativistic: bool = False  # the generator loss needs D(x) as well as D(G(z))
 
 
 LOSSES: dict[str, AdversarialLoss] = {
@@ -63,6 +85,7 @@ LOSSES: dict[str, AdversarialLoss] = {
     "ns": AdversarialLoss("ns", ns_d, ns_g),
     "wgan": AdversarialLoss("wgan", wgan_d, wgan_g),
     "lsgan": AdversarialLoss("lsgan", lsgan_d, lsgan_g),
+    "rpgan": AdversarialLoss("rpgan", rpgan_d, rpgan_g, relativistic=True),
 }
 
 

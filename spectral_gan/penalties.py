@@ -5,6 +5,10 @@
   ``eps ~ U[0, 1]`` per sample; lambda = 10.
 - ``r1``: Mescheder et al., "Which Training Methods for GANs do actually Converge?", 2018:
   ``(gamma / 2) * E_real[||grad_x D(x)||_2^2]``; gamma = 10.
+- ``r1r2``: R1 on real and R2 on generated samples with one gamma, as R3GAN (Huang et al.,
+  NeurIPS 2024, eq. (5)-(6); brownvc/R3GAN ``Trainer.py``) adds them:
+  ``(gamma / 2) * (E_real[||grad_x D(x)||_2^2] + E_fake[||grad_x D(G(z))||_2^2])``. The default
+  gamma here is R1's usual 10; R3GAN tunes it per dataset (experiment=mnist5k_r3gan sets its own).
 - ``dragan``: Kodali et al., "On Convergence and Stability of GANs", 2017 (arXiv 1705.07215), as
   the paper defines it: ``lambda * E_{x ~ P_real, delta ~ N(0, c I)}[(||grad_x D(x + delta)||_2
   - k)^2]`` with k = 1, lambda = 10 and c = 10 (the paper's "c ~ 10"; c is the variance of each
@@ -76,6 +80,12 @@ def r1(d: Discriminator, real: Tensor, fake: Tensor | None = None, weight: float
     return weight / 2 * _grad_norm(d, real, scale).pow(2).mean()
 
 
+def r1r2(d: Discriminator, real: Tensor, fake: Tensor, weight: float = 10.0,
+         scale: Scale = None) -> Tensor:
+    squared = [_grad_norm(d, x, scale).pow(2).mean() for x in (real, fake)]
+    return weight / 2 * (squared[0] + squared[1])
+
+
 def dragan_perturbation(real: Tensor, variance: float = 10.0) -> Tensor:
     """The paper's delta ~ N(0, c I): independent, symmetric, per sample and coordinate."""
     return torch.randn_like(real) * variance ** 0.5
@@ -112,6 +122,7 @@ class Penalty(NamedTuple):
 PENALTIES: dict[str, Penalty] = {
     "wgan_gp": Penalty("wgan_gp", wgan_gp, 10.0),
     "r1": Penalty("r1", r1, 10.0),
+    "r1r2": Penalty("r1r2", r1r2, 10.0),
     "dragan": Penalty("dragan", dragan, 10.0),
     "dragan_code": Penalty("dragan_code", dragan_code, 10.0),
 }

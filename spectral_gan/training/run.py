@@ -125,6 +125,9 @@ def _fit(cfg: DictConfig, settings: GANSettings, resume_step: int) -> dict[str, 
     datamodule = instantiate(cfg.data)
     datamodule.check_available()
     datamodule.resume_step = resume_step  # in-memory and 2-D data continue where they stopped
+    if settings.augment and len(datamodule.shape) != 3:
+        raise ConfigError(f"augment=diffaugment transforms images, and data={datamodule.dataset_name} "
+                          f"holds samples of shape {tuple(datamodule.shape)}: use augment=none")
     num_classes = conditional_classes(cfg, datamodule)
     classes = {} if num_classes is None else {"num_classes": num_classes}
     generator = instantiate(cfg.generator, shape=datamodule.shape, **classes)

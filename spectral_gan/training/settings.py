@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from spectral_gan.augment import parse_policy
 from spectral_gan.training.divergence import DivergenceSettings, FaultInjection
 from spectral_gan.training.ema import EMASettings
 from spectral_gan.errors import ConfigError
@@ -51,6 +52,28 @@ class PenaltySettings:
     def effective_weight(self) -> float:
         p = self.penalty
         return float(self.weight if self.weight is not None else p.default_weight if p else 0.0)
+
+
+@dataclass(frozen=True)
+class LeCamSettings:
+    """LeCam regularization of D (``lecam_weight``, ``lecam.*``; ``spectral_gan/lecam.py``):
+    its weight (0: off), the anchors' EMA decay, the generator step from which they average (before
+    it each anchor is the last batch's mean), and the clipped (authors' code) or two-sided form."""
+
+    weight: float = 0.0
+    decay: float = 0.99
+    start: int = 1000
+    one_sided: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) or self.weight < 0:
+            raise ConfigError(f"lecam_weight must be a number >= 0 (0: off; StudioGAN uses 0.3), "
+                              f"got {self.weight!r}")
+        if isinstance(self.decay, bool) or not isinstance(self.decay, (int, float)) \
+                or not 0 <= self.decay < 1:
+            raise ConfigError(f"lecam.decay must be a number in [0, 1), got {self.decay!r}")
+        if isinstance(self.start, bool) or not isinstance(self.start, int) or self.start < 0:
+            raise ConfigError(f"lecam.start must be a generator step >= 0, got {self.start!r}")
 
 
 @dataclass(frozen=True)
@@ -109,6 +132,8 @@ class GANSettings:
     lr_decay: str = "none"      # LR_DECAYS
     lr_decay_start: int = 0     # generator step at which the linear decay starts
     pack_generator: str = "per_slot"  # PACK_GENERATOR
+    augment: tuple[str, ...] = ()  # DiffAugment policies of D's inputs (augment.policy); () off
+    lecam: LeCamSettings = field(default_factory=LeCamSettings)
 
     def __post_init__(self) -> None:
         check_joint_d_pass(self.joint_d_pass)
@@ -132,7 +157,7 @@ class GANSettings:
     @classmethod
     def from_config(cls, cfg: Any) -> "GANSettings":
         """From a composed ``configs/train.yaml`` (top-level keys and the ema, divergence, fault,
-        monitor, eval, norm and speed nodes)."""
+        monitor, eval, norm, speed, augment and lecam nodes)."""
         def node(name: str) -> dict[str, Any]:
             value = cfg.get(name) or {}
             return dict(value.items()) if hasattr(value, "items") else {}
@@ -158,6 +183,8 @@ class GANSettings:
             lr_decay=str(cfg.get("lr_decay", "none") or "none"),
             lr_decay_start=_int(cfg.get("lr_decay_start", 0) or 0, "lr_decay_start"),
             pack_generator=str(cfg.get("pack_generator", "per_slot") or "per_slot"),
+            augment=parse_policy(node("augment").get("policy")),
+            lecam=LeCamSettings(weight=cfg.get("lecam_weight", 0.0) or 0.0, **node("lecam")),
         )
 
 
