@@ -127,6 +127,8 @@ def test_compare_columns_are_the_old_list_in_its_order():
                        "metrics/is_classifier", "metrics/kid_classifier", "metrics/modes",
                        "metrics/high_quality", "metrics/reverse_kl", "metrics/intra_fid",
                        "metrics/intra_fid_classifier", "metrics/class_accuracy"]
+    prdc = ["metrics/precision", "metrics/recall", "metrics/density", "metrics/coverage"]
+    assert metric_tags()[12:20] == prdc + [t + "_classifier" for t in prdc]  # issue 36: appended
 
 
 def test_rows_name_what_varies_the_runs_name_first_and_a_dash_for_nothing_logged():

@@ -59,6 +59,8 @@ def mnist() -> MNIST5kDataModule:
 def test_intra_fid_and_class_accuracy_measure_the_conditioning(mnist):
     ev = Evaluator.from_config(mnist, SMALL, num_classes=10)
     assert ev.metric_names() == ["metrics/fid_classifier", "metrics/is_classifier",
+                                 "metrics/precision_classifier", "metrics/recall_classifier",
+                                 "metrics/density_classifier", "metrics/coverage_classifier",
                                  "metrics/intra_fid_classifier", "metrics/class_accuracy",
                                  "metrics/best_fid_classifier"]
     # 50 samples per class with 128-d features: rank-deficient covariances, computable, warned
@@ -106,7 +108,7 @@ def test_labels_are_balanced_over_the_whole_evaluation(mnist):
 
 def test_unconditional_evaluation_is_unchanged(mnist):
     ev = Evaluator.from_config(mnist, {**SMALL, "num_samples": 200, "batch_size": 100,
-                                       "intra_fid": True})
+                                       "intra_fid": True, "prdc": False})  # tests/test_prdc.py
     calls = []
 
     def generate(n):  # one argument only: a second would fail

@@ -17,6 +17,7 @@ from spectral_gan.data import DigitsDataModule, GridDataModule, RingDataModule
 from spectral_gan.errors import ConfigError
 from spectral_gan.evaluation import CONFIG_KEYS, Evaluator
 from spectral_gan.metrics import registry
+from spectral_gan.metrics.feature_metrics import FEATURE_METRICS
 from spectral_gan.metrics.suite import MetricSuite
 from tests.conftest import REPO
 
@@ -53,7 +54,9 @@ def test_from_config_reads_a_composed_block_and_ignores_every():
     assert ev.cache_dir == os.path.join(os.environ["HOME"], "cache")  # interpolation resolved
     assert ev.dataset == "digits" and list(ev.suites) == ["classifier"]  # auto: on for digits
     assert ev.metric_names() == ["metrics/fid_classifier", "metrics/kid_classifier",
-                                 "metrics/is_classifier", "metrics/best_fid_classifier"]
+                                 "metrics/is_classifier", "metrics/precision_classifier",
+                                 "metrics/recall_classifier", "metrics/density_classifier",
+                                 "metrics/coverage_classifier", "metrics/best_fid_classifier"]
 
 
 def test_from_config_plain_dict_missing_keys_take_the_constructor_defaults():
@@ -101,12 +104,13 @@ def _cheap_inception_suite(kid: bool = False, kid_subset_size: int = 1000, extra
 
 
 def test_every_metric_the_evaluator_can_emit_has_a_direction(monkeypatch):
-    """All switches on, images and points, unconditional and class-conditional: a metric added
-    without a registry entry fails here."""
+    """All switches on, images and points, unconditional and class-conditional, with every
+    built-in feature metric (PRDC's four): a metric added without a registry entry fails here."""
     monkeypatch.setattr(evaluation, "inception_suite", _cheap_inception_suite)
-    everything = {"inception": True, "classifier": True, "kid": True, "intra_fid": True}
+    everything = {"inception": True, "classifier": True, "kid": True, "intra_fid": True,
+                  "prdc": True, "metrics": sorted(FEATURE_METRICS)}
     emitted = (Evaluator.from_config(DigitsDataModule(), everything).metric_names()
-               + Evaluator.from_config(RingDataModule(), everything).metric_names()
+               + Evaluator.from_config(RingDataModule(), {**everything, "metrics": []}).metric_names()
                + Evaluator.from_config(DigitsDataModule(), everything, num_classes=10).metric_names())
     for name in emitted:
         assert isinstance(registry.higher_is_better(name), bool), name

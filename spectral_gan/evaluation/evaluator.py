@@ -22,6 +22,7 @@ from spectral_gan.evaluation.reference import ReferenceStatistics
 from spectral_gan.metrics.feature_metrics import feature_metrics
 from spectral_gan.metrics.extractors import CLASSIFIER_DATASETS, classifier_suite, inception_suite
 from spectral_gan.metrics.intra_class import IntraClassFID
+from spectral_gan.metrics.prdc import NAMES as PRDC_NAMES
 from spectral_gan.metrics.registry import MetricSpec, spec
 from spectral_gan.metrics.toy import mode_metrics
 
@@ -32,7 +33,7 @@ Generate = Callable[..., torch.Tensor]
 # The keys of an ``eval:`` block that the Evaluator reads (configs/metrics/default.yaml);
 # ``every`` is the training schedule's (the LightningModule's eval_every), not the evaluator's.
 CONFIG_KEYS = ("num_samples", "batch_size", "inception", "classifier", "kid", "reference_split",
-               "cache_dir", "intra_fid", "metrics", "metric_modules")
+               "cache_dir", "intra_fid", "metrics", "metric_modules", "prdc")
 SCHEDULE_KEYS = ("every",)
 
 # How a conditional generator's labels are drawn, as the protocol records it (``balanced_labels``).
@@ -81,19 +82,20 @@ class Evaluator(ReferenceStatistics):
             ``false``. Ignored for unconditional generators.
         metrics: plugin metrics of each suite's features, by name
             (``spectral_gan/metrics/feature_metrics.py``); ``metric_modules``: modules to import
-            first, for metrics defined outside the package.
+            first, for metrics defined outside the package. ``prdc``: also precision, recall,
+            density and coverage (``metrics/prdc.py``) for image data; ignored for 2-D data.
     """
 
     def __init__(self, datamodule: GANDataModule, dataset: str, num_samples: int = 2000,
                  batch_size: int = 250, inception: bool = False, classifier: Any = "auto",
                  kid: bool = False, reference_split: str = "train", cache_dir: str | None = None,
                  num_classes: int | None = None, intra_fid: Any = "auto", metrics: Any = (),
-                 metric_modules: Any = ()) -> None:
+                 metric_modules: Any = (), prdc: bool = True) -> None:
         # Every value is checked here, before any weights load or any data is read, so a bad
         # config fails at start-up with a sentence, not minutes later in a metric.
         num_samples = _positive_int("num_samples", num_samples)
         batch_size = _positive_int("batch_size", batch_size)
-        inception, kid = _flag("inception", inception), _flag("kid", kid)
+        inception, kid, prdc = _flag("inception", inception), _flag("kid", kid), _flag("prdc", prdc)
         if not (classifier == "auto" or isinstance(classifier, bool)):
             raise ConfigError(f"eval.classifier must be auto, true or false, got {classifier!r}")
         if not (intra_fid == "auto" or isinstance(intra_fid, bool)):
@@ -101,6 +103,8 @@ class Evaluator(ReferenceStatistics):
         if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
             raise ConfigError(f"eval.cache_dir must be a folder path or null, got {cache_dir!r}")
         extra = tuple(feature_metrics(metrics, metric_modules))
+        if prdc and datamodule.kind != "points":  # after any the user named, without repeats
+            extra = tuple(dict.fromkeys(extra + PRDC_NAMES))
         if extra and datamodule.kind == "points":
             raise ConfigError(f"eval.metrics={list(extra)} are metrics of image features; 2-D data "
                               f"({dataset}) is scored by its mode metrics: drop eval.metrics")

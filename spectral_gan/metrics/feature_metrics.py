@@ -17,7 +17,14 @@ digit classifier) computes it on its own features, logged as ``metrics/<name>`` 
 ``metrics/<name>_classifier``; registering it also gives it a direction in
 ``metrics/registry.py``, so best checkpoints, early stopping and spectral-gan-compare treat it
 like FID. The reference side of a suite with plugin metrics is recomputed, not read from the
-reference-statistics cache (which holds FID's and KID's states only).
+reference-statistics cache unless every plugin can save its real side (``real_state()`` and
+``load_real_state(state)``, as PRDC's does).
+
+Several metrics may share one state: a class attribute ``shared_state = SomeState`` makes
+``build`` create one ``SomeState(num_features)`` per suite and pass it to each such metric
+(``cls(state)``, kept as ``.state``); the suite then feeds ``update``/``reset_fake`` to the state
+once, and each metric only ``compute``s. The built-in precision, recall, density and coverage
+(``metrics/prdc.py``) are four names on one state: one k-NN pass, not four.
 """
 from __future__ import annotations
 
@@ -33,9 +40,10 @@ FEATURE_METRICS: dict[str, type] = {}
 def register_feature_metric(name: str, higher_is_better: bool, description: str) -> Callable[[type], type]:
     """Class decorator: register a feature metric (and its direction) under ``name``."""
     def wrap(cls: type) -> type:
-        for method in ("update", "compute", "reset_fake"):
-            if not callable(getattr(cls, method, None)):
-                raise TypeError(f"feature metric {name!r} ({cls.__name__}) has no {method}()")
+        fed = getattr(cls, "shared_state", None) or cls  # what update/reset_fake go to
+        for method, owner in (("update", fed), ("compute", cls), ("reset_fake", fed)):
+            if not callable(getattr(owner, method, None)):
+                raise TypeError(f"feature metric {name!r} ({owner.__name__}) has no {method}()")
         known = FEATURE_METRICS.get(name)
         if known is not None and known.__qualname__ != cls.__qualname__:
             raise ValueError(f"feature metric {name!r} is registered twice ({known.__qualname__}, "
@@ -78,5 +86,28 @@ def feature_metrics(names: Any, modules: Any = None) -> list[str]:
 
 
 def build(names: Iterable[str], num_features: int) -> dict[str, Any]:
-    """One fresh instance of each named metric, for features of ``num_features`` dimensions."""
-    return {name: FEATURE_METRICS[name](num_features) for name in names}
+    """One fresh instance of each named metric, for features of ``num_features`` dimensions;
+    metrics with a ``shared_state`` get one state per call (per suite) between them."""
+    states: dict[type, Any] = {}
+    out = {}
+    for name in names:
+        cls = FEATURE_METRICS[name]
+        shared = getattr(cls, "shared_state", None)
+        out[name] = (cls(num_features) if shared is None else
+                     cls(states.setdefault(shared, shared(num_features))))
+    return out
+
+
+def fed(metrics: dict[str, Any]) -> list[Any]:
+    """What a suite feeds features to: each metric, or its shared state once for all sharing it."""
+    out: list[Any] = []
+    for metric in metrics.values():
+        target = metric.state if getattr(type(metric), "shared_state", None) else metric
+        if not any(target is seen for seen in out):
+            out.append(target)
+    return out
+
+
+# The built-in feature metrics (precision, recall, density, coverage), registered on import;
+# here, after the decorator they use exists, so that every user of this module knows them.
+importlib.import_module("spectral_gan.metrics.prdc")

@@ -11,6 +11,9 @@ Directions, with their sources:
 - KID, lower is better: squared MMD between feature sets (Binkowski et al. 2018, Demystifying
   MMD GANs).
 - IS, higher is better: exp E KL(p(y|x) || p(y)) (Salimans et al. 2016, Section 4).
+- precision, recall (Kynkäänniemi et al. 2019, Improved Precision and Recall, k=3), density,
+  coverage (Naeem et al. 2020, Reliable Fidelity and Diversity Metrics, k=5): higher is better;
+  k-nearest-neighbour manifolds of the features (``spectral_gan/metrics/prdc.py``).
 - modes, high_quality: higher is better; reverse_kl: lower is better (PacGAN, Lin et al. 2018,
   Section 5 and Table 1; computed in ``spectral_gan/metrics/toy.py``).
 - Class-conditional generators only (``Evaluator(num_classes=...)``): intra-class FID, lower is
@@ -40,6 +43,15 @@ _SUITE_METRICS = (
     ("is", True, "Inception Score: exp of the mean KL between p(y|x) and p(y)"),
     ("kid", False, "Kernel distance (unbiased MMD^2, cubic kernel) between feature sets"),
 )
+# Registered again, with the same text, as feature metrics by metrics/prdc.py (eval.prdc); listed
+# here so that their directions and columns exist whatever has been imported; after the
+# conditional ones in METRICS, so the older columns keep their order.
+_PRDC_METRICS = (
+    ("precision", True, "share of generated features inside the real features' k=3 NN balls"),
+    ("recall", True, "share of real features inside the generated features' k=3 NN balls"),
+    ("density", True, "mean number of real k=5 NN balls holding a generated feature, over k"),
+    ("coverage", True, "share of real k=5 NN balls holding at least one generated feature"),
+)
 _EXTRACTORS = (("", "Inception-v3 pool features"),
                ("_classifier", "the digit classifier's penultimate features"))
 _MODE_METRICS = (
@@ -64,8 +76,17 @@ METRICS: dict[str, MetricSpec] = {
     spec.name: spec for spec in (
         *(MetricSpec(base + suffix, higher, f"{text} ({features})")
           for suffix, features in _EXTRACTORS for base, higher, text in _SUITE_METRICS),
-        *_MODE_METRICS, *_CONDITIONAL_METRICS)
+        *_MODE_METRICS, *_CONDITIONAL_METRICS,
+        *(MetricSpec(base + suffix, higher, f"{text} ({features})")
+          for suffix, features in _EXTRACTORS for base, higher, text in _PRDC_METRICS))
 }
+
+
+def suite_metric(base: str) -> tuple[bool, str]:
+    """(higher_is_better, description) of a built-in per-extractor metric, by its base name."""
+    return next((higher, text) for name, higher, text in _SUITE_METRICS + _PRDC_METRICS
+                if name == base)
+
 
 def register_metric(name: str, higher_is_better: bool, description: str,
                     per_extractor: bool = False) -> None:

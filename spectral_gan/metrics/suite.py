@@ -109,6 +109,7 @@ class MetricSuite(nn.Module):
         self.num_features = num_features
         # Plugin metrics of the same features (metrics/feature_metrics.py), by name
         self.extra = feature_metrics.build(extra, num_features)
+        self._fed = feature_metrics.fed(self.extra)  # shared states once (PRDC's four: one)
 
     @property
     def n_real(self) -> int:
@@ -122,7 +123,7 @@ class MetricSuite(nn.Module):
         self.fid.update(images, real=True)
         if self.kid is not None:
             self.kid.update(images, real=True)
-        for metric in self.extra.values():
+        for metric in self._fed:
             metric.update(self.features(images), real=True)  # the pass FID just made
 
     def add_fake(self, images: torch.Tensor) -> None:
@@ -131,7 +132,7 @@ class MetricSuite(nn.Module):
             self.kid.update(images, real=False)
         if self.inception_score is not None:
             self.inception_score.update(images)
-        for metric in self.extra.values():
+        for metric in self._fed:
             metric.update(self.features(images), real=False)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
@@ -185,7 +186,7 @@ class MetricSuite(nn.Module):
             self.kid.reset()
         if self.inception_score is not None:
             self.inception_score.reset()
-        for metric in self.extra.values():
+        for metric in self._fed:
             metric.reset_fake()
 
     # -- reference statistics cache ------------------------------------------------------------
@@ -194,6 +195,8 @@ class MetricSuite(nn.Module):
                  "n": self.fid.real_features_num_samples}
         if self.kid is not None:
             state["kid_features"] = torch.cat(self.kid.real_features).half()
+        for metric in self._fed:  # plugins that save their real side (all do: load_real)
+            state.update(metric.real_state())
         return {k: v.detach().cpu() for k, v in state.items()}
 
     def load_real_state(self, state: dict[str, torch.Tensor]) -> None:
@@ -203,6 +206,9 @@ class MetricSuite(nn.Module):
         self.fid.real_features_num_samples = state["n"].to(device)
         if self.kid is not None and "kid_features" in state:
             self.kid.real_features = [state["kid_features"].to(device, torch.float32)]
+        for metric in self._fed:
+            metric.load_real_state({k: v.to(device) for k, v in state.items()
+                                    if isinstance(v, torch.Tensor)})
 
     def _cache_problem(self, state: object, identity: str) -> str | None:
         """Why ``state`` cannot serve as this suite's reference side (None: it can). Checked
@@ -215,11 +221,18 @@ class MetricSuite(nn.Module):
                   "cov_sum": self.fid.real_features_cov_sum.shape, "n": torch.Size([])}
         if self.kid is not None:
             shapes["kid_features"] = None
+        for metric in self._fed:  # e.g. a cache written before these metrics were switched on
+            shapes.update(dict.fromkeys(metric.real_state(), None))
         for key, shape in shapes.items():
             value = state.get(key)
             if not isinstance(value, torch.Tensor) or (shape is not None and value.shape != shape):
                 return f"its {key} is missing or has the wrong shape"
         return None
+
+    def _cacheable(self) -> bool:
+        """Whether every plugin metric can save and load its real side (else it is recomputed)."""
+        return all(callable(getattr(m, "real_state", None)) and
+                   callable(getattr(m, "load_real_state", None)) for m in self._fed)
 
     def save_real(self, path: str, identity: str = "") -> None:
         """Write the reference statistics to ``path`` atomically, with the ``identity`` (what
@@ -241,7 +254,7 @@ class MetricSuite(nn.Module):
         """Load cached reference statistics; False (recompute) when there are none, or when the
         file is unreadable, incomplete or was computed from something else (with a warning:
         a corrupt cache must not stop every later run)."""
-        if not os.path.exists(path) or self.extra:  # plugin metrics' real side is not cached
+        if not os.path.exists(path) or not self._cacheable():
             return False
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
