@@ -30,6 +30,7 @@ def test_groups_have_the_options_the_issue_names():
     from spectral_gan.losses import LOSSES
     assert {"hinge", "ns", "wgan", "lsgan"} <= set(GROUP("loss"))
     assert set(GROUP("loss")) <= set(LOSSES)  # every loss config names a registered loss
+    assert set(GROUP("augment")) == {"none", "diffaugment"}
     assert set(GROUP("trainer")) >= {"cpu", "gpu", "ddp"}
     assert set(GROUP("logger")) >= {"tensorboard", "csv"}
     assert set(GROUP("data")) >= {"mnist5k", "digits", "ring", "grid", "cifar10", "stl10", "mnist",

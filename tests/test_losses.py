@@ -37,10 +37,10 @@ def test_losses_are_differentiable_and_point_the_right_way():
         loss.d(real, fake).backward()
         assert (real.grad <= 0).all() and (fake.grad >= 0).all(), loss.name  # D: raise real, lower fake
         fake_g = inside.clone().requires_grad_()
-        loss.g(fake_g).backward()
+        (loss.g(fake_g, inside) if loss.relativistic else loss.g(fake_g)).backward()
         assert (fake_g.grad <= 0).all(), loss.name  # G: raise D(fake)
 
 
 def test_unknown_loss_lists_valid_ones():
-    with pytest.raises(ConfigError, match="hinge, ns, wgan, lsgan"):
+    with pytest.raises(ConfigError, match="hinge, ns, wgan, lsgan, rpgan"):
         get_loss("bogus")
