@@ -48,12 +48,15 @@ def apply(layer: nn.Module, weight: torch.Tensor, x: torch.Tensor) -> torch.Tens
 
 def adjoint(layer: nn.Module, weight: torch.Tensor, y: torch.Tensor,
             input_shape: tuple[int, ...]) -> torch.Tensor:
-    """``A^T y`` for the map ``A`` of :func:`apply` on inputs of ``input_shape`` (with batch)."""
-    with torch.enable_grad():
-        x = torch.zeros(input_shape, dtype=y.dtype, device=y.device, requires_grad=True)
-        out = apply(layer, weight.detach(), x)
-        (grad,) = torch.autograd.grad(out, x, grad_outputs=y)
-    return grad
+    """``A^T y`` for the map ``A`` of :func:`apply` on inputs of ``input_shape`` (with batch).
+
+    ``torch.func.vjp`` rather than ``autograd.grad`` from a leaf made with ``requires_grad=True``:
+    the same backward kernels (the same numbers), and dynamo traces it, so the power iteration
+    stays in a captured training step (``training/captured_step.py``)."""
+    x = torch.zeros(input_shape, dtype=y.dtype, device=y.device)
+    w = weight.detach()
+    _, pullback = torch.func.vjp(lambda x_: apply(layer, w, x_), x)
+    return pullback(y)[0]
 
 
 @torch.no_grad()
