@@ -165,6 +165,7 @@ def test_relativistic_loss_and_lr_changes_need_no_new_graph():
     ({"pack_per_slot": True}, "pack_generator=joint"),
     ({"lecam": True}, "LeCam"),
     ({"fault": True}, "does not inject faults"),
+    ({"discriminator": build("sn")["D"]}, "cannot compile a weight-normalized D yet"),
     ({"optimizers": [torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)]},
      "Adam only, not SGD"),
     ({"optimizers": [torch.optim.Adam([torch.zeros(1, requires_grad=True)])]},
@@ -178,7 +179,7 @@ def test_refused_combinations_say_why(kwargs, match):
 
 
 def test_auto_is_on_for_cuda_only_and_values_are_checked():
-    assert cs.refusal(precision="bf16-mixed") is None
+    assert cs.refusal(precision="bf16-mixed", discriminator=build("gp")["D"]) is None
     assert cs.capture_step_on("auto", "cuda", None) and not cs.capture_step_on("auto", "cpu", None)
     assert cs.capture_step_on(True, "cpu", None) and not cs.capture_step_on(False, "cuda", None)
     with pytest.raises(ConfigError, match="speed.capture_step must be auto, true or false"):

@@ -253,8 +253,13 @@ def ema_update(ema: nn.Module, generator: nn.Module, decay: float) -> None:
 
 def refusal(*, precision: str = "32-true", world_size: int = 1, gradient_clip: Any = None,
             pack_per_slot: bool = False, optimizers: Sequence[Any] = (), lecam: bool = False,
-            fault: bool = False) -> str | None:
+            fault: bool = False, discriminator: nn.Module | None = None) -> str | None:
     """Why the captured step cannot run this configuration (one sentence), None if it can."""
+    if discriminator is not None and any(parametrize.is_parametrized(m)
+                                         for m in discriminator.modules()):
+        return ("speed.capture_step=true cannot compile a weight-normalized D yet: AOT autograd "
+                "finds the raw weight its division saved modified by the in-place Adam update; "
+                "use norm=none, gp or bn, or speed.capture_step=false")
     if "16" in str(precision) and "bf16" not in str(precision):
         return ("speed.capture_step=true cannot run trainer.precision=16-mixed: its GradScaler "
                 "reads found_inf on the host in every step; use bf16-mixed or 32-true")
