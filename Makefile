@@ -16,7 +16,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install run test test-slow docs results check-default check-conditional bench bench-options gpu-check clean
+.PHONY: install run test test-slow docs results check-default check-conditional study-limited-data bench bench-options gpu-check clean
 install: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
@@ -63,6 +63,13 @@ check-default: $(STAMP)
 COND_ARGS ?=
 check-conditional: $(STAMP)
 	$(PY) scripts/check_conditional.py $(COND_ARGS)
+
+## Issue 36's limited-data study: 7 methods x 500/1,000/5,000 training digits x seeds 0-2 at 800
+## steps, two one-thread runs at a time, resumable (outputs/limited_data/results.json): its tables
+## in docs/results/limited_data.json and docs/results.md (STUDY_ARGS="--sizes 500" for one size).
+STUDY_ARGS ?=
+study-limited-data: $(STAMP)
+	$(PY) scripts/limited_data_study.py $(STUDY_ARGS)
 
 ## Benchmarks (about 15 minutes on 2 cores): benchmarks/results/latest.json and docs/benchmarks.md.
 bench: $(STAMP)
