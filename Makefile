@@ -16,7 +16,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install run test test-slow docs results check-default check-conditional study-limited-data bench bench-options gpu-check clean
+.PHONY: install run test test-slow docs results check-default check-conditional study-limited-data sn-settings-cnn sn-settings-cnn-bundle bench bench-options gpu-check clean
 install: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
@@ -70,6 +70,18 @@ check-conditional: $(STAMP)
 STUDY_ARGS ?=
 study-limited-data: $(STAMP)
 	$(PY) scripts/limited_data_study.py $(STUDY_ARGS)
+
+## The SN paper's settings A-F x seven normalizations x seeds 0-1 with the default's CNNs
+## (experiment=mnist5k_sn_settings_cnn, 84 runs) on one GPU, resumable: docs/results/sn_settings_cnn.json
+## and its tables in docs/results.md; about 15-25 GPU minutes in all, SN_CNN_ARGS="--budget 520" per
+## call. Without a GPU it says so; SN_CNN_ARGS=--dry-run tries every run for 2 steps on the CPU.
+SN_CNN_ARGS ?=
+sn-settings-cnn: $(STAMP)
+	$(PY) scripts/sn_settings_cnn.py $(SN_CNN_ARGS)
+
+## What a bare GPU machine lacks for that runner (hydra, omegaconf, antlr4): outputs/device_site, to carry.
+sn-settings-cnn-bundle: $(STAMP)
+	$(PY) scripts/sn_settings_cnn.py --bundle outputs/device_site
 
 ## Benchmarks (about 15 minutes on 2 cores): benchmarks/results/latest.json and docs/benchmarks.md.
 bench: $(STAMP)
