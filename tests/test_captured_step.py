@@ -3,10 +3,15 @@ preset, dynamo traces the whole D update and G update (backward, penalties' doub
 power iteration, Adam, EMA) as one graph each, and that graph computes what the eager step does.
 
 ``torch._dynamo.explain`` runs the function through the graphs it captured, so one call both
-counts the breaks and takes the step whose weights are compared with the eager step's."""
+counts the breaks and takes the step whose weights are compared with the eager step's.
+
+Wired into training (``speed.capture_step=true``, training/gan_captured.py), with a backend that
+compiles in seconds (aot_eager): a few steps train to the eager run's weights, losses and
+statistics; checkpoints resume either way; a refused combination is one sentence."""
 from __future__ import annotations
 
 import copy
+import math
 from functools import partial
 
 import pytest
@@ -182,6 +187,7 @@ def test_auto_is_on_for_cuda_only_and_values_are_checked():
     assert cs.refusal(precision="bf16-mixed", discriminator=build("gp")["D"]) is None
     assert cs.capture_step_on("auto", "cuda", None) and not cs.capture_step_on("auto", "cpu", None)
     assert cs.capture_step_on(True, "cpu", None) and not cs.capture_step_on(False, "cuda", None)
+    assert cs.refusal(discriminator=build("sn")["D"], backend="eager") is None  # no AOT autograd
     with pytest.raises(ConfigError, match="speed.capture_step must be auto, true or false"):
         cs.capture_step_on("on", "cuda", None)
     with pytest.raises(ConfigError, match="Adam only"):
@@ -217,3 +223,91 @@ def test_inductor_compiled_step_computes_the_eager_step(preset):
     for key in want:
         torch.testing.assert_close(got[key].float(), want[key].float(), rtol=1e-4, atol=1e-5,
                                    msg=lambda m, key=key: f"{key}: {m}")
+
+
+# -- wired into training (speed.capture_step, training/gan_captured.py) -----------------------
+# aot_eager: AOT autograd's graphs as inductor gets them, run eagerly (seconds to compile, where
+# inductor takes minutes on this CPU); n_dis 2: two D updates a step.
+RING = ["data=ring", "generator=mlp", "discriminator=mlp", "batch_size=32", "n_dis=2",
+        "eval=null", "ema.decay=0.5", "ema.start=0", "speed.compile_backend=aot_eager"]
+STAT_KEYS = {"real", "fake", "y_real", "y_fake", "d_real", "d_fake", "penalty", "loss_adv",
+             "loss_d", "lecam", "loss_g"}
+
+
+def _train(cfg_factory, tmp_path, name, *overrides):
+    from spectral_gan.training.run import train
+
+    result = train(cfg_factory(*RING, *overrides, run_dir=tmp_path / name))
+    module = result["module"]
+    return result, module
+
+
+@pytest.mark.parametrize("preset", ["none", "gp"])
+def test_captured_training_step_trains_as_the_eager_one(cfg_factory, tmp_path, preset,
+                                                        monkeypatch):
+    from spectral_gan.training.callbacks.diagnostics import LayerDiagnostics
+    from tests.test_train import scalars
+
+    keys = []  # of each step's statistics, as the callbacks get them
+    diagnose = LayerDiagnostics.on_train_batch_end
+    monkeypatch.setattr(LayerDiagnostics, "on_train_batch_end",
+                        lambda self, t, m, outputs, *a: keys.append(set(outputs))
+                        or diagnose(self, t, m, outputs, *a))
+    runs = {}
+    for capture in ("true", "auto"):  # auto: off on the CPU
+        result, module = _train(cfg_factory, tmp_path, capture, f"norm={preset}", "steps=2",
+                                f"speed.capture_step={capture}")
+        assert (module._captured is not None) == (capture == "true")
+        assert result["gen_step"] == 2 and module.trainer.global_step == 2
+        assert module.G_ema.n_averaged.item() == 2  # step 1 copies, step 2 averages (in the graph)
+        runs[capture] = (module, scalars(str(tmp_path / capture)))
+    (captured, logged), (eager, eager_logged) = runs["true"], runs["auto"]
+    assert keys == [STAT_KEYS] * 4
+    for tag in ("loss/d", "loss/g", "grad_norm/d", "lipschitz/grad_max", "grad_norm/g/net.0"):
+        assert logged[tag][-1][0] == 2, tag  # diagnostics: the callbacks got the step's stats
+        assert all(math.isfinite(v) for _, v in logged[tag]), tag
+        assert [v for _, v in logged[tag]] == pytest.approx(
+            [v for _, v in eager_logged[tag]], rel=1e-4, abs=1e-6), tag
+    if preset == "gp":
+        assert "loss/penalty_wgan_gp" in logged
+    want = {f"{k}.{n}": t for k in ("G", "D", "G_ema") for n, t in getattr(eager, k).state_dict().items()}
+    got = {f"{k}.{n}": t for k in ("G", "D", "G_ema") for n, t in getattr(captured, k).state_dict().items()}
+    assert want.keys() == got.keys()
+    for key in want:
+        torch.testing.assert_close(got[key].float(), want[key].float(), rtol=1e-5, atol=1e-6,
+                                   msg=lambda m, key=key: f"{preset} {key}: {m}")
+    ema = dict(captured.G_ema.module.named_parameters())
+    assert any(not torch.equal(p, ema[n]) for n, p in captured.G.named_parameters())
+
+
+def test_checkpoints_of_the_captured_step_resume_either_way(cfg_factory, tmp_path):
+    from tests.test_train import scalars
+
+    first, _ = _train(cfg_factory, tmp_path, "run", "norm=gp", "steps=2", "checkpoint_every=2",
+                      "speed.capture_step=true")
+    state = torch.load(first["checkpoint"], weights_only=False)
+    assert state["global_step"] == 2
+    adam = state["optimizer_states"][0]["state"][0]  # Adam's own format, as the eager step's
+    assert set(adam) == {"step", "exp_avg", "exp_avg_sq"} and float(adam["step"]) == 4  # 2 x n_dis
+    eager, module = _train(cfg_factory, tmp_path, "run", "norm=gp", "steps=3",
+                           "speed.capture_step=false",
+                           f"ckpt_path={first['checkpoint']}")
+    assert eager["gen_step"] == 3 and module._captured is None
+    again, module = _train(cfg_factory, tmp_path, "run", "norm=gp", "steps=4",
+                           "speed.capture_step=true",
+                           f"ckpt_path={eager['checkpoint']}")
+    assert again["gen_step"] == 4 and module._captured is not None
+    assert module.G_ema.n_averaged.item() == 4
+    adam = module.optimizers(use_pl_optimizer=False)[0].state
+    assert all(float(s["step"]) == 8 for s in adam.values())
+    logged = scalars(str(tmp_path / "run"))["loss/d"]
+    assert [s for s, _ in logged] == [1, 2, 3, 4] and all(math.isfinite(v) for _, v in logged)
+
+
+def test_a_refused_combination_is_one_sentence_before_training(cfg_factory, tmp_path):
+    with pytest.raises(ConfigError, match=r"^speed.capture_step=true cannot compile a "
+                                          r"weight-normalized D yet: [^\n]*$"):
+        _train(cfg_factory, tmp_path, "sn", "norm=sn", "steps=1", "speed.capture_step=true",
+               "speed.compile_backend=inductor")
+    with pytest.raises(ConfigError, match="speed.capture_step must be auto, true or false"):
+        _train(cfg_factory, tmp_path, "bad", "norm=none", "steps=1", "speed.capture_step=sometimes")

@@ -24,7 +24,8 @@ traceable equivalent that computes the same numbers:
 
 Everything else (``parametrize.cached()``, the power iteration's in-place ``u``/``v`` updates,
 ``power_iteration_paused``, BatchNorm's and MSN's running statistics, OSN's per-update gates, the
-EMA's ``_foreach_lerp_``) already traces. What the tests check: tests/test_captured_step.py.
+EMA's ``_foreach_lerp_``) already traces. Training takes it through ``training/gan_captured.py``
+(the switch, and the module's glue). What the tests check: tests/test_captured_step.py.
 """
 from __future__ import annotations
 
@@ -75,6 +76,11 @@ def prepare_adam(opt: torch.optim.Optimizer) -> None:
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         lrs.append(torch.zeros((), dtype=torch.float32, device=group["params"][0].device))
     inner.captured_lr = lrs  # not in param_groups: kept out of checkpoints
+    # Updated in place at fixed addresses (as torch marks a compiled optimizer's state): CUDA
+    # graphs then take them as they are instead of skipping a graph that mutates its inputs.
+    for t in [*lrs, *(v for st in inner.state.values() for v in st.values())]:
+        if isinstance(t, Tensor):
+            torch._dynamo.mark_static_address(t)
     sync_lr(inner)
 
 
@@ -253,13 +259,17 @@ def ema_update(ema: nn.Module, generator: nn.Module, decay: float) -> None:
 
 def refusal(*, precision: str = "32-true", world_size: int = 1, gradient_clip: Any = None,
             pack_per_slot: bool = False, optimizers: Sequence[Any] = (), lecam: bool = False,
-            fault: bool = False, discriminator: nn.Module | None = None) -> str | None:
-    """Why the captured step cannot run this configuration (one sentence), None if it can."""
-    if discriminator is not None and any(parametrize.is_parametrized(m)
-                                         for m in discriminator.modules()):
+            fault: bool = False, discriminator: nn.Module | None = None,
+            backend: str = "inductor") -> str | None:
+    """Why the captured step cannot run this configuration (one sentence), None if it can.
+    ``backend``: ``speed.compile_backend``; ``eager`` (dynamo's graphs run as they are traced,
+    no AOT autograd) also takes a weight-normalized D, but gains no speed."""
+    if backend != "eager" and discriminator is not None and any(
+            parametrize.is_parametrized(m) for m in discriminator.modules()):
         return ("speed.capture_step=true cannot compile a weight-normalized D yet: AOT autograd "
                 "finds the raw weight its division saved modified by the in-place Adam update; "
-                "use norm=none, gp or bn, or speed.capture_step=false")
+                "use norm=none, gp or bn, speed.compile_backend=eager (no speed-up) or "
+                "speed.capture_step=false")
     if "16" in str(precision) and "bf16" not in str(precision):
         return ("speed.capture_step=true cannot run trainer.precision=16-mixed: its GradScaler "
                 "reads found_inf on the host in every step; use bf16-mixed or 32-true")
@@ -284,11 +294,13 @@ def refusal(*, precision: str = "32-true", world_size: int = 1, gradient_clip: A
     return None
 
 
-def compile_update(fn: Callable[..., Any], mode: str | None = None) -> Callable[..., Any]:
+def compile_update(fn: Callable[..., Any], mode: str | None = None,
+                   backend: str = "inductor") -> Callable[..., Any]:
     """``torch.compile(fn, fullgraph=True)`` called with autograd tracing on (``fullgraph``:
     a graph break is an error, not a silent split). ``mode="reduce-overhead"`` on CUDA makes
-    each update one CUDA graph."""
-    compiled = torch.compile(fn, mode=mode, fullgraph=True)
+    each update one CUDA graph (inductor only; other backends take no mode)."""
+    compiled = torch.compile(fn, mode=mode if backend == "inductor" else None, backend=backend,
+                             fullgraph=True)
 
     def run(*args: Any, **kwargs: Any) -> Any:
         # Entered without grad (the updates enable it inside): AOT then traces one inference

@@ -23,7 +23,8 @@ Settings come grouped (``settings.GANSettings``). In their own files: what G and
 augmentation included (``gan_inputs.py``), the divergence guard (``divergence.py``), the EMA
 (``ema.py``), the RNG state of checkpoints (``rng_state.py``), the
 optimizers' decay (``optimizers.py``), and the module's scalars (``gan_logging.py``), evaluations
-and checkpoint hooks (``gan_evaluation.py``) and samples (``gan_sampling.py``); the diagnostics
+and checkpoint hooks (``gan_evaluation.py``) and samples (``gan_sampling.py``), the compiled
+step of ``speed.capture_step`` (``gan_captured.py``); the diagnostics
 and sample grids of each step are callbacks (``callbacks/diagnostics.py``, ``sample_grid.py``).
 """
 from __future__ import annotations
@@ -44,6 +45,7 @@ from spectral_gan.training.callbacks.sample_grid import fixed_grid
 from spectral_gan.training.divergence import DivergenceGuard
 from spectral_gan.training.optimizers import amp_scale, with_lr_decay
 from spectral_gan.training.gan_sampling import Sampling
+from spectral_gan.training.gan_captured import CapturedStep
 from spectral_gan.training.gan_evaluation import EvaluationHooks
 from spectral_gan.training.gan_inputs import GANInputs
 from spectral_gan.training.gan_logging import ScalarLogging
@@ -68,7 +70,7 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 DEFAULT_ADAM = partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999))
 
 
-class GAN(GANInputs, EvaluationHooks, ScalarLogging, Sampling, pl.LightningModule):
+class GAN(GANInputs, EvaluationHooks, ScalarLogging, Sampling, CapturedStep, pl.LightningModule):
     def __init__(
         self,
         generator: nn.Module,
@@ -195,13 +197,30 @@ class GAN(GANInputs, EvaluationHooks, ScalarLogging, Sampling, pl.LightningModul
         stats = None
         real_labels = (labels.split(self.batch_size) if labels is not None
                        else [None] * math.ceil(len(images) / self.batch_size))
+        # speed.capture_step: both updates through compiled functions (gan_captured.py)
+        d_update = self._captured_d if self._captured else self._discriminator_update
+        g_update = self._captured_g if self._captured else self._generator_update
         for real, y_real in zip(images.split(self.batch_size), real_labels):
-            stats = self._discriminator_update(real, d_opt, y_real) or stats
+            stats = d_update(real, d_opt, y_real) or stats
             if self.diverged:
                 return
+        loss_g = g_update(g_opt, real, y_real)
+        if loss_g is None:  # diverged
+            return
+        for scheduler in self._schedulers():
+            scheduler.step()  # once per generator update (lr_decay)
+        if stats is None:  # every discriminator update of this step was skipped
+            stats = {"loss_d": torch.tensor(float("nan")), "loss_adv": torch.tensor(float("nan")),
+                     "penalty": None, "lecam": None, "d_real": torch.tensor([float("nan")]),
+                     "d_fake": torch.tensor([float("nan")])}
+        if self._after_step(stats, loss_g, d_opt, g_opt):
+            # The step's batches and statistics, for the callbacks (diagnostics, sample grids).
+            return {**stats, "loss_g": loss_g.detach()}
+        return None
 
-        # The generator update: D frozen (no grads, no power iteration), G's own norms (g_norm)
-        # evaluated once.
+    def _generator_update(self, g_opt, real, y_real) -> torch.Tensor | None:
+        """D frozen (no grads, no power iteration), G's own norms (g_norm) evaluated once; a
+        relativistic loss pairs the step's last real batch. G's loss; None when diverged."""
         with self.toggled_optimizer(g_opt), power_iteration_paused(self.D), parametrize.cached():
             y_gen = self._fake_labels(self.g_batch_size)
             d_gen = self._d(self._generate(self.g_batch_size, y_gen), y_gen)
@@ -215,18 +234,9 @@ class GAN(GANInputs, EvaluationHooks, ScalarLogging, Sampling, pl.LightningModul
             if self.guard.allow(loss_g, g_opt, "generator loss", self.gen_step + 1):
                 self.manual_backward(loss_g)
             elif self.diverged:
-                return
+                return None
             g_opt.step()  # without gradients (a skipped update) it changes nothing but the count
-        for scheduler in self._schedulers():
-            scheduler.step()  # once per generator update (lr_decay)
-        if stats is None:  # every discriminator update of this step was skipped
-            stats = {"loss_d": torch.tensor(float("nan")), "loss_adv": torch.tensor(float("nan")),
-                     "penalty": None, "lecam": None, "d_real": torch.tensor([float("nan")]),
-                     "d_fake": torch.tensor([float("nan")])}
-        if self._after_step(stats, loss_g, d_opt, g_opt):
-            # The step's batches and statistics, for the callbacks (diagnostics, sample grids).
-            return {**stats, "loss_g": loss_g.detach()}
-        return None
+        return loss_g
 
     def _after_step(self, stats, loss_g, d_opt, g_opt) -> bool:
         """The EMA update, the scalars, the evaluation; False when the run diverged."""
@@ -234,7 +244,8 @@ class GAN(GANInputs, EvaluationHooks, ScalarLogging, Sampling, pl.LightningModul
         log_step = schedule.due(schedule.log_every, step, last)
         if log_step and self.guard.has_deferred and self.guard.check_deferred(step):
             return False
-        if self.G_ema is not None and step > self.settings.ema.start:
+        ema_due = self.G_ema is not None and step > self.settings.ema.start
+        if ema_due and not (self._captured and self._ema_started):  # else: in the captured G update
             ema_lib.update(self.G_ema, self.G, self.settings.ema.decay, first=not self._ema_started)
             self._ema_started = True
         if log_step:
@@ -301,6 +312,7 @@ class GAN(GANInputs, EvaluationHooks, ScalarLogging, Sampling, pl.LightningModul
         if self.joint_d_pass == "auto":
             self._joint = joint_d_pass_on("auto", self.D, self.device.type)
         self._ema_started = ema_lib.has_started(self.G_ema)
+        self._decide_capture()  # speed.capture_step
         if self.evaluator is not None and not self.evaluator.points:
             self.evaluator.prepare_reference(self.device)  # protocol complete before hparams
             self.run_hparams = {**self.run_hparams, "eval_protocol": self.evaluator.protocol}

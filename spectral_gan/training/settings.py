@@ -17,6 +17,7 @@ from spectral_gan.training.ema import EMASettings
 from spectral_gan.errors import ConfigError
 from spectral_gan.penalties import Penalty, get_penalty
 from spectral_gan.training.schedule import Schedule
+from spectral_gan.training.captured_step import check_capture_step
 from spectral_gan.training.speed import check_joint_d_pass
 
 
@@ -124,6 +125,10 @@ class GANSettings:
     fault: FaultInjection = field(default_factory=FaultInjection)
     # Real and fake through D as one batch: True, False, or auto (decided on the device).
     joint_d_pass: str | bool = False
+    # Both updates compiled as whole graphs (training/gan_captured.py): True, False, or auto
+    # (decided on the device), with this torch.compile backend (speed.compile_backend).
+    capture_step: str | bool = False
+    capture_backend: str = "inductor"
     seed: int = 0   # the fixed sample noise and the evaluation noise derive from it
     # Class-conditional models: how the labels of generated samples are drawn (FAKE_LABELS).
     fake_labels: str = "uniform"
@@ -137,6 +142,10 @@ class GANSettings:
 
     def __post_init__(self) -> None:
         check_joint_d_pass(self.joint_d_pass)
+        check_capture_step(self.capture_step)
+        if not isinstance(self.capture_backend, str) or not self.capture_backend:
+            raise ConfigError(f"speed.compile_backend must be a torch.compile backend name such "
+                              f"as inductor, aot_eager or eager, got {self.capture_backend!r}")
         if self.lr_decay not in LR_DECAYS:
             raise ConfigError(f"lr_decay={self.lr_decay!r}: choose one of {', '.join(LR_DECAYS)} "
                               f"(linear: both learning rates fall linearly to 0 by the last step)")
@@ -177,6 +186,8 @@ class GANSettings:
             penalty=PenaltySettings(norm.get("penalty", "none") or "none", norm.get("penalty_weight")),
             fault=FaultInjection(**node("fault")),
             joint_d_pass=node("speed").get("joint_d_pass", "auto"),
+            capture_step=node("speed").get("capture_step", "auto"),
+            capture_backend=node("speed").get("compile_backend", "inductor"),
             seed=int(cfg.seed),
             fake_labels=str(cfg.get("fake_labels", "uniform")),
             g_batch_size=_optional_int(cfg.get("g_batch_size"), "g_batch_size"),
