@@ -186,7 +186,7 @@ class GANSettings:
             penalty=PenaltySettings(norm.get("penalty", "none") or "none", norm.get("penalty_weight")),
             fault=FaultInjection(**node("fault")),
             joint_d_pass=node("speed").get("joint_d_pass", "auto"),
-            capture_step=node("speed").get("capture_step", "auto"),
+            capture_step=node("speed").get("capture_step", False),
             capture_backend=node("speed").get("compile_backend", "inductor"),
             seed=int(cfg.seed),
             fake_labels=str(cfg.get("fake_labels", "uniform")),
