@@ -61,7 +61,7 @@ def test_penalty_gradients_reach_the_discriminator():
 
 
 def test_unknown_penalty_lists_valid_ones():
-    with pytest.raises(ConfigError, match="wgan_gp, r1, dragan"):
+    with pytest.raises(ConfigError, match="wgan_gp, r1, r1r2, dragan"):
         get_penalty("l2")
 
 
