@@ -13,7 +13,8 @@ then scored with the digit classifier: classifier FID, precision and recall (k=3
 against a fixed 2,000 of all 5,000 digits (whatever the training-set size), and class balance (the
 rarest digit's share of the samples; 10% when balanced). Runs go in size order, so each size's
 table completes before the next begins; a run already in <root>/results.json is not trained
-again (the study continues where it stopped). Sizes whose every method has every seed are written
+again (the study continues where it stopped; with a fresh --root, the runs already in
+docs/results/limited_data.json count as done). Sizes whose every method has every seed are written
 as "seeds" tables (mean, std, per seed, each method's difference from SN with a Welch interval) to
 docs/results/limited_data.json and docs/results.md.
 """
@@ -140,9 +141,15 @@ def main() -> int:
     saved_path = os.path.join(args.root, "results.json")
     saved = {"runs": [], "date": datetime.date.today().isoformat(),
              "device": f"{os.cpu_count()} CPU cores"}
+    committed = data_path(RESULTS_MD, STUDY)
     if os.path.exists(saved_path) and not args.dry_run:
         with open(saved_path) as f:
             saved = json.load(f)
+    elif os.path.exists(committed) and not args.dry_run:
+        # a fresh root continues the committed study: its scored runs are not trained again and
+        # stay in the tables written at the end
+        with open(committed) as f:
+            saved["runs"] = [r for r in json.load(f)["runs"] if "quality" in r]
     done = {r["name"] for r in saved["runs"] if "quality" in r}
     jobs = [j for j in jobs_for(methods, [int(n) for n in args.sizes.split(",")], seeds, extra)
             if j[0] not in done]
