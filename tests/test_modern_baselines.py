@@ -196,9 +196,13 @@ def test_defaults_leave_the_step_as_it_was(cfg_factory):
     assert module.augment == () and module.lecam is None and not module.loss.relativistic
 
 
-def test_diffaugment_on_points_is_refused_in_one_sentence(cfg_factory):
-    with pytest.raises(ConfigError, match="augment=diffaugment transforms images, and data=ring"):
-        train(cfg_factory(*RING, "augment=diffaugment", "steps=1"))
+def test_diffaugment_on_points_is_refused_before_the_run_starts(cfg_factory):
+    from spectral_gan.training.validation import validate
+
+    cfg = cfg_factory(*RING, "augment=diffaugment", "steps=1")
+    with pytest.raises(ConfigError, match="augment=diffaugment transforms images, and data=ring "
+                                          "holds points: use augment=none"):
+        validate(cfg)  # the config's checks, before any directory or module is made
 
 
 @pytest.mark.parametrize("value", ["-0.1", "true"])

@@ -4,9 +4,9 @@ naming the key, not a traceback from deep inside a constructor after the run has
 
 Checked here: values left ``???``, integers, the step counts, the loop's settings
 (``GANSettings.from_config``), the generator's normalization, the speed switches, the optimizers'
-values and ``threads``. A resume's fit with its checkpoint is checked next, before the directory
-too (``checkpoints.resume.prepare_resume``); the data, the networks and the evaluator refuse what
-only they can judge when they are built.
+values, ``threads`` and whether DiffAugment fits the data. A resume's fit with its checkpoint is
+checked next, before the directory too (``checkpoints.resume.prepare_resume``); the data, the
+networks and the evaluator refuse what only they can judge when they are built.
 """
 from __future__ import annotations
 
@@ -107,9 +107,29 @@ def validate(cfg: DictConfig) -> GANSettings:
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"threads must be a positive integer or null, got {threads!r}")
     validate_speed(cfg.get("speed", {}))
+    check_augment_fits_data(cfg, settings)
     for which in ("g", "d"):
         check_optimizer(cfg.get("optimizer", {}).get(which) or {}, f"optimizer.{which}")
     return settings
+
+
+def check_augment_fits_data(cfg: DictConfig, settings: GANSettings) -> None:
+    """DiffAugment transforms images: on a data group whose module declares ``kind = "points"``
+    (the 2-D mixtures) it is refused here, before the run directory exists. A data module that
+    cannot be located is left to ``instantiate`` (and ``run._fit`` checks the built shape)."""
+    target = (cfg.get("data") or {}).get("_target_")
+    if not settings.augment or not isinstance(target, str):
+        return
+    from hydra.utils import get_class
+
+    try:
+        kind = getattr(get_class(target), "kind", "image")
+    except Exception:  # a bad _target_ gets instantiate's own error, with its name, later
+        return
+    if kind != "image":
+        name = getattr(get_class(target), "dataset_name", target)
+        raise ConfigError(f"augment=diffaugment transforms images, and data={name} holds {kind}: "
+                          f"use augment=none")
 
 
 def _number(value: Any) -> float | None:
