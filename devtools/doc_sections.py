@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -10,9 +11,10 @@ def markers(name: str) -> tuple[str, str]:
 
 
 def write_marked_sections(path: str, bodies: dict[str, str], heading: str) -> None:
-    """Put each ``bodies[name]`` between ``name``'s markers in ``path``; those the file lacks go,
-    in order, into one new ``## heading`` section at its end (a missing file becomes ``# Results``
-    and that section)."""
+    """Put each ``bodies[name]`` between ``name``'s markers in ``path``. One the file lacks goes
+    after the last section of the same study already there (``data:<study>:`` names: a study's
+    later tables join its heading), else, in order, into one new ``## heading`` section at the
+    file's end (a missing file becomes ``# Results`` and that section)."""
     text = open(path).read() if os.path.exists(path) else "# Results\n"
     missing = []
     for name, body in bodies.items():
@@ -21,6 +23,12 @@ def write_marked_sections(path: str, bodies: dict[str, str], heading: str) -> No
         if start in text and end in text:
             head, rest = text.split(start, 1)
             text = head + section + rest.split(end, 1)[1]
+            continue
+        study = re.escape(name.rsplit(":", 1)[0] + ":")
+        siblings = list(re.finditer(rf"<!-- {study}[^ :]+:end -->", text))
+        if siblings:
+            at = siblings[-1].end()
+            text = text[:at] + "\n\n" + section + text[at:]
         else:
             missing.append(section)
     if missing:

@@ -106,8 +106,10 @@ def test_check_default_writes_its_study_and_renders_it_as_make_results_does(tmp_
     check_default.publish(study, str(page), data)
     text = page.read_text()
     assert "old" not in text and "A note on these runs." in text
-    # the seeds table had no markers yet: a new section at the end holds it
-    assert text.index("## Later section") < text.index("<!-- data:check_default:seeds:start -->")
+    # the seeds table had no markers yet: it joins the study's runs table, under its heading
+    assert (text.index("<!-- data:check_default:runs:end -->")
+            < text.index("<!-- data:check_default:seeds:start -->") < text.index("## Later section"))
+    assert "## The default experiment over seeds" not in text
     assert "| `experiment=mnist5k_sn` | 2 | 7.00 ± 0.00 | 405.0 ± 7.1 |" in text
     saved = json.loads((tmp_path / "results.check_default.json").read_text())
     assert saved["runs"][1]["verdict"]["passed"] is False and saved["commands"]
