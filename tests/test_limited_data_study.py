@@ -49,3 +49,25 @@ def test_a_size_is_tabled_only_when_complete():
     del runs[study.run_name("r3gan", 500, 2)]
     assert study.size_table(500, runs, seeds) is None
     assert len(study.jobs_for(["sn", "gp"], [500, 1000], seeds, [])) == 12
+
+
+def test_the_gamma_screen_sets_gamma_on_an_unused_seed_and_tables_each_run(cfg_factory):
+    jobs = study.gamma_jobs(["0.01", "1"], [])
+    name, method, size, seed, overrides = jobs[1]
+    assert (method, size, seed) == ("r3gan", 5000, 3) and name == "r3gan gamma=1, n=5000, seed 3"
+    experiment, method_overrides = study.METHODS[method]
+    cfg = cfg_factory(f"experiment={experiment}", *method_overrides, f"seed={seed}",
+                      *study.STUDY_SETTINGS, *overrides, fast=False)
+    assert (cfg.norm.penalty, cfg.norm.penalty_weight, cfg.loss.name) == ("r1r2", 1, "rpgan")
+    assert seed not in [0, 1, 2]  # the study's tables' seeds chose nothing
+    runs = {j[0]: {"quality": {"fid_classifier": fid, "precision": 0.6, "recall": 0.5,
+                               "balance": 0.05}, "wall_s": 300.0}
+            for j, fid in zip(jobs, [120.0, 80.0])}
+    table = study.gamma_table(runs)
+    assert [row[0] for row in table["rows"]] == ["0.01", "1"]
+    assert table["rows"][1][1] == {"v": 80.0, "bold": True} and not table["rows"][0][1]["bold"]
+    assert study.gamma_table({}) is None
+    import check_default  # on sys.path once the study script is loaded
+
+    text = check_default.results_script().render_table({"tables": [table]}, table)
+    assert "| 1 | **80.0** | 60.0% | 50.0% | 5.0% | 5.0 min |" in text
