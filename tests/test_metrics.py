@@ -216,6 +216,8 @@ def test_fid_command_on_two_folders(tmp_path):
     same = run(str(a), str(a), "--save-stats", str(tmp_path / "a.npz"))
     assert same.returncode == 0, same.stderr
     assert float(printed(same.stdout)["FID"]) < 1e-2
+    # a set against itself: every sample inside the other side's k-NN manifold
+    assert [float(printed(same.stdout)[k]) for k in ("precision", "recall", "coverage")] == [1, 1, 1]
     assert "1 unreadable image" in same.stderr and "not full rank" in same.stderr
     ab = run(str(a), "--ref", str(b))
     via_stats = run(str(tmp_path / "a.npz"), str(b))
@@ -224,7 +226,9 @@ def test_fid_command_on_two_folders(tmp_path):
     kid, kid_std = map(float, printed(ab.stdout)["KID"].split(" ± "))
     assert np.isfinite(kid) and kid_std > 0  # features on both sides: KID (unbiased: may be < 0)
     assert float(printed(via_stats.stdout)["FID"]) == pytest.approx(fid_ab, rel=1e-3)
-    assert "KID" not in printed(via_stats.stdout)  # saved statistics carry no features
+    assert 0 <= float(printed(ab.stdout)["recall"]) <= 1
+    # saved statistics carry no features: no KID, no k-NN metrics
+    assert not {"KID", "precision", "recall", "density", "coverage"} & set(printed(via_stats.stdout))
     assert printed(via_stats.stdout)["reference"].endswith("a.npz (statistics, 10 images)")
     (tmp_path / "empty").mkdir()
     empty = run(str(tmp_path / "empty"), str(a))
@@ -264,6 +268,10 @@ def test_fid_command_against_a_data_config_reuses_the_evaluation_cache(tmp_path,
     # real digits are close to the reference, uniform noise is far from it, on both metrics
     assert float(out["FID"]) < 30 < 10 * float(out["FID"]) < float(noisy["FID"])
     assert float(out["KID"].split(" ± ")[0]) < float(noisy["KID"].split(" ± ")[0]) / 10
+    # the k-NN metrics from the same (cached) features: digits sit on the digits' manifold,
+    # noise nowhere near it
+    assert float(out["precision"]) > 0.5 and float(noisy["precision"]) == 0
+    assert result["metrics"]["coverage"] > float(noisy["coverage"])
 
 
 # -- a feature metric is one file plus one config entry ----------------------------------------------

@@ -1,4 +1,5 @@
-"""spectral-gan-fid: FID and KID of an image folder against a reference.
+"""spectral-gan-fid: FID, KID, precision/recall and density/coverage of an image folder against a
+reference.
 
     spectral-gan-fid SAMPLES --ref data=cifar10          # a data config's images (cached statistics)
     spectral-gan-fid SAMPLES --ref data=mnist5k          # digit data: the digit classifier's features
@@ -16,9 +17,10 @@ generated samples are in an evaluation.
 
 Features (--extractor auto): the digit classifier for data=mnist5k and data=digits, Inception
 (2015-12-05 graph, offline; see spectral_gan.metrics.inception) otherwise. KID needs features on
-both sides, so a .npz reference gives FID only. Prints FID, KID (mean ± std over random subsets),
-IS where the extractor has logits, the extractor and the reference; --json writes them all with
-the protocol (counts, weights, cache file).
+both sides, as do precision and recall (Kynkaanniemi et al. 2019, k=3) and density and coverage
+(Naeem et al. 2020, k=5), so a .npz reference gives FID only. Prints FID, KID (mean ± std over
+random subsets), IS where the extractor has logits, the four k-NN metrics, the extractor and the
+reference; --json writes them all with the protocol (counts, weights, cache file).
 """
 from __future__ import annotations
 
@@ -176,6 +178,7 @@ def _run(args) -> dict[str, Any] | None:
     from spectral_gan.metrics.folder_fid import (INCEPTION, Scorer, check_extractor, check_paths,
                                                  read_npz, save_npz)
     from spectral_gan.metrics.inception import InceptionFeatures
+    from spectral_gan.metrics.prdc import NAMES as PRDC_NAMES
 
     device = pick_device(args.device)
     data_ref = is_data_reference(args.ref)
@@ -199,7 +202,7 @@ def _run(args) -> dict[str, Any] | None:
         if reference is not None and reference.endswith(".npz"):  # checked before Inception loads
             stats = read_npz(reference)
             check_extractor(stats, reference, INCEPTION, InceptionFeatures.num_features)
-        suite, info = inception_suite(kid=True)
+        suite, info = inception_suite(kid=True, extra=PRDC_NAMES)
         scorer = Scorer(suite, info, device, args.batch_size, progress=True)
         ref_info = None
         if stats is not None:

@@ -4,8 +4,9 @@
 Both sides go through one ``MetricSuite`` (torchmetrics' FID with float64 running sums, KID on
 the kept features; IS on the sample side where the extractor has logits), with the features of
 one extractor: Inception (``extractors.inception_suite``) or a digit classifier
-(``extractors.classifier_suite``). ``.npz`` statistics use pytorch-fid's keys (mu, sigma) plus
-``n`` and ``extractor`` when this package wrote them; they carry no features, so no KID.
+(``extractors.classifier_suite``), and precision, recall (k=3), density and coverage (k=5) from
+the same features. ``.npz`` statistics use pytorch-fid's keys (mu, sigma) plus ``n`` and
+``extractor`` when this package wrote them; they carry no features, so FID only.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from torchmetrics.image.fid import _compute_fid
 from spectral_gan.errors import ConfigError
 from spectral_gan.metrics.extractors import INCEPTION_EXTRACTOR as INCEPTION  # pytorch-fid's files too
 from spectral_gan.metrics.images import FolderImages
+from spectral_gan.metrics.prdc import NAMES as PRDC_NAMES
 from spectral_gan.metrics.suite import MetricSuite
 
 
@@ -131,13 +133,13 @@ class Scorer:
                                  f"full rank below {dim + 1} images, so this FID is biased; use more images")
 
     def set_reference_statistics(self, stats: dict[str, Any]) -> None:
-        """The reference side from saved mean and covariance (no features: no KID)."""
+        """The reference side from saved mean and covariance (no features: FID only)."""
+        self.suite.keep_moments_only()
         n = stats["n"] if stats["n"] >= 2 else 2  # any n >= 2 gives back the same covariance
         mu = torch.as_tensor(stats["mu"], dtype=torch.float64)
         sigma = torch.as_tensor(stats["sigma"], dtype=torch.float64)
         self.suite.load_real_state({"sum": mu * n, "cov_sum": sigma * (n - 1) + n * torch.outer(mu, mu),
                                     "n": torch.tensor(n)})
-        self.suite.kid = None
         if stats["n"] > 0:
             self.check_rank(stats["n"], "the reference statistics")
 
@@ -172,11 +174,13 @@ class Scorer:
 
 
 def result_lines(metrics: dict[str, float], facts: Iterable[tuple[str, str]]) -> list[str]:
-    """The printed result: FID, KID and IS (mean ± std) when present, then ``facts``."""
+    """The printed result: FID, KID and IS (mean ± std), precision, recall, density and coverage
+    when present, then ``facts``."""
     lines = [f"FID: {metrics['fid']:.4f}"]
     if "kid" in metrics:
         lines.append(f"KID: {metrics['kid']:.6f} ± {metrics['kid_std']:.6f}")
     if "is" in metrics:
         lines.append(f"IS: {metrics['is']:.4f} ± {metrics['is_std']:.4f}")
+    lines += [f"{name}: {metrics[name]:.4f}" for name in PRDC_NAMES if name in metrics]
     lines += [f"{key}: {value}" for key, value in facts]
     return lines

@@ -189,6 +189,11 @@ class MetricSuite(nn.Module):
         for metric in self._fed:
             metric.reset_fake()
 
+    def keep_moments_only(self) -> None:
+        """FID alone: for a reference given as saved mean and covariance, which carries no
+        features for KID or the feature metrics (precision, recall, density, coverage)."""
+        self.kid, self.extra, self._fed = None, {}, []
+
     # -- reference statistics cache ------------------------------------------------------------
     def real_state(self) -> dict[str, torch.Tensor]:
         state = {"sum": self.fid.real_features_sum, "cov_sum": self.fid.real_features_cov_sum,
