@@ -38,8 +38,8 @@ from torch.nn.utils import parametrize
 from torch.optim.optimizer import _get_scalar_dtype
 
 from spectral_gan.errors import ConfigError
-from spectral_gan.models.pack import packed_count
 from spectral_gan.norms import per_update_signals, power_iteration_paused, run_per_update
+from spectral_gan.training.gan_inputs import real_and_fake_logits
 
 CAPTURE_STEP = ("auto", True, False)
 
@@ -179,12 +179,7 @@ def d_update(G: nn.Module, D: nn.Module, loss: Any, d_opt: torch.optim.Optimizer
     with torch.no_grad(), power_iteration_paused(G):
         fake = _call(G, z, y_fake)
     with torch.enable_grad(), parametrize.cached():
-        if joint:
-            labels = None if y_real is None else torch.cat([y_real, y_fake])
-            d_real, d_fake = d_fn(torch.cat([real, fake]), labels).split(
-                [packed_count(D, len(real)), packed_count(D, len(fake))])
-        else:
-            d_real, d_fake = d_fn(real, y_real), d_fn(fake, y_fake)
+        d_real, d_fake = real_and_fake_logits(d_fn, D, real, fake, y_real, y_fake, joint)
         loss_adv = loss.d(d_real, d_fake)
         total, pen = loss_adv, None
         if penalty is not None:

@@ -47,12 +47,12 @@ from spectral_gan.training.optimizers import amp_scale, with_lr_decay
 from spectral_gan.training.gan_sampling import Sampling
 from spectral_gan.training.gan_captured import CapturedStep
 from spectral_gan.training.gan_evaluation import EvaluationHooks
-from spectral_gan.training.gan_inputs import GANInputs
+from spectral_gan.training.gan_inputs import GANInputs, real_and_fake_logits
 from spectral_gan.training.gan_logging import ScalarLogging
 from spectral_gan.errors import ConfigError
 from spectral_gan.lecam import LeCamAnchors, lecam_penalty
 from spectral_gan.losses import AdversarialLoss
-from spectral_gan.models.pack import pack_of, packed_count
+from spectral_gan.models.pack import pack_of
 from spectral_gan.metrics.registry import worst_value
 from spectral_gan.norms import per_update_signals, power_iteration_paused, run_per_update
 from spectral_gan.training.rng_state import restore_rng
@@ -263,12 +263,8 @@ class GAN(GANInputs, EvaluationHooks, ScalarLogging, Sampling, CapturedStep, pl.
             fake = self._generate(real.shape[0], y_fake)
         step = self.gen_step + 1
         with parametrize.cached():  # D's weights (and their power iteration) once per update
-            if self._joint:
-                labels = None if y_real is None else torch.cat([y_real, y_fake])
-                d_real, d_fake = self._d(torch.cat([real, fake]), labels).split(
-                    [packed_count(self.D, len(real)), packed_count(self.D, len(fake))])
-            else:
-                d_real, d_fake = self._d(real, y_real), self._d(fake, y_fake)
+            d_real, d_fake = real_and_fake_logits(self._d, self.D, real, fake, y_real, y_fake,
+                                                  self._joint)
             loss_adv = self.settings.fault.apply(self.loss.d(d_real, d_fake), step, self.global_rank)
             loss_d = loss_adv
             penalty = lecam = None

@@ -12,7 +12,21 @@ from typing import Any, Callable
 import torch
 
 from spectral_gan.augment import diff_augment
-from spectral_gan.models.pack import pack_of, penalty_inputs
+from spectral_gan.models.pack import pack_of, packed_count, penalty_inputs
+
+
+def real_and_fake_logits(d_fn: Callable, D: torch.nn.Module, real: torch.Tensor,
+                         fake: torch.Tensor, y_real: torch.Tensor | None,
+                         y_fake: torch.Tensor | None, joint: bool
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """D's logits of a real and a fake batch in a D update: one pass over both (``joint``:
+    ``speed.joint_d_pass``, split by D's packed counts) or one pass each. Shared by the eager
+    update (``GAN._discriminator_update``) and the captured one (``captured_step.d_update``)."""
+    if joint:
+        labels = None if y_real is None else torch.cat([y_real, y_fake])
+        return d_fn(torch.cat([real, fake]), labels).split(
+            [packed_count(D, len(real)), packed_count(D, len(fake))])
+    return d_fn(real, y_real), d_fn(fake, y_fake)
 
 
 class GANInputs:
