@@ -157,8 +157,10 @@ def render_table(study: dict, table: dict) -> str:
     if table.get("intro"):
         out = table["intro"] + "\n\n" + out
     if len(measured) > 1:  # a table of one setting (its baseline) has no difference to show
-        out += (f"\n\nDifference from {table['baseline']}, mean over seeds with the {METHOD} "
-                f"(percentage points for high quality); **bold**: the interval excludes 0, beyond "
+        points = [names[i] for i, k in enumerate(kinds) if k == "percent"]
+        unit = f" (percentage points for {', '.join(points)})" if points else ""
+        out += (f"\n\nDifference from {table['baseline']}, mean over seeds with the {METHOD}"
+                f"{unit}; **bold**: the interval excludes 0, beyond "
                 f"seed noise; n/a: no per-seed values.\n\n" + "\n".join(diff_lines))
     return _finish(out, table, study)
 
