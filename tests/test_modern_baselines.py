@@ -163,6 +163,26 @@ def test_r3gan_recipe_trains_and_pairs_the_generator_loss_with_reals(cfg_factory
     assert "loss/penalty_r1r2" in logged and "loss/d_adversarial" in logged
 
 
+@pytest.mark.parametrize("mixture", ["ring", "grid"])
+def test_2d_r3gan_presets_are_the_stable_presets_with_r3gans_recipe_only(cfg_factory, mixture):
+    """ring_r3gan / grid_r3gan differ from ring_stable / grid_stable in the normalization, the
+    loss, the penalty and Adam's betas, and nothing else (data, networks, steps, EMA, learning
+    rates), so the 2-D comparison of docs/results.md is of the recipe alone."""
+    from omegaconf import OmegaConf
+
+    keys = ("loss", "norm", "optimizer", "data", "generator", "discriminator", "steps", "ema",
+            "batch_size", "n_dis")
+    plain = lambda v: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v  # noqa: E731
+    r3, base = ({k: plain(cfg[k]) for k in keys} for cfg in (cfg_factory(f"experiment={mixture}_{name}", fast=False)
+                                            for name in ("r3gan", "stable")))
+    assert (r3["loss"]["name"], r3["norm"]["weight"], r3["norm"]["penalty"],
+            r3["norm"]["penalty_weight"]) == ("rpgan", "none", "r1r2", 0.1)
+    assert [r3["optimizer"][w]["betas"] for w in "gd"] == [[0.0, 0.99]] * 2
+    for key in ("data", "generator", "discriminator", "steps", "ema", "batch_size", "n_dis"):
+        assert r3[key] == base[key], key
+    assert [r3["optimizer"][w]["lr"] for w in "gd"] == [base["optimizer"][w]["lr"] for w in "gd"]
+
+
 def test_rpgan_refuses_unequal_generator_batches(cfg_factory):
     with pytest.raises(ConfigError, match="g_batch_size .* must equal batch_size"):
         train(cfg_factory(*RING, "loss=rpgan", "g_batch_size=64", "steps=1"))
