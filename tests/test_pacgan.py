@@ -184,6 +184,27 @@ def test_presets_train_a_few_steps(cfg_factory, preset, extra):
     assert all(math.isfinite(v) for v in metrics.values())
 
 
+def test_mode_distances_split_every_sample_and_agree_with_the_metric(cfg_factory, tmp_path):
+    """scripts/mode_distances.py: high quality + near misses + between modes = all samples, and
+    its high quality is the mode metric's on the same samples."""
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("mode_distances", REPO / "scripts" / "mode_distances.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    train(cfg_factory("experiment=pacgan_ring", "steps=3", "batch_size=40"))
+    row = script.distances(str(tmp_path / "checkpoints" / "last.ckpt"), n=500)
+    assert row["high_quality"] + row["near_miss"] + row["between_modes"] == pytest.approx(1.0)
+    from spectral_gan.checkpoints.load import load_generator
+
+    G, data, _ = load_generator(str(tmp_path / "checkpoints" / "last.ckpt"))
+    with torch.no_grad():
+        x = G(torch.randn(500, G.z_dim, generator=torch.Generator().manual_seed(0)))
+    assert row["high_quality"] == pytest.approx(mode_metrics(x, data.modes, data.std)["high_quality"])
+
+
 def test_ring_stable_is_pacgan_ring_with_a_weak_gradient_penalty_and_an_ema(cfg_factory):
     cfg = cfg_factory("experiment=ring_stable", fast=False)
     base = cfg_factory("experiment=pacgan_ring", fast=False)
