@@ -26,11 +26,15 @@ import torch
 
 
 @torch.no_grad()
+def nearest_modes(samples: torch.Tensor, modes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each sample's distance to its nearest mode and that mode's index (float32, on the CPU)."""
+    return torch.cdist(samples.detach().float().cpu(), modes.float().cpu()).min(dim=1)
+
+
+@torch.no_grad()
 def mode_metrics(samples: torch.Tensor, modes: torch.Tensor, std: float,
                  threshold: float = 3.0) -> dict[str, float]:
-    samples = samples.detach().float().cpu()
-    modes = modes.float().cpu()
-    dist, nearest = torch.cdist(samples, modes).min(dim=1)
+    dist, nearest = nearest_modes(samples, modes)
     good = dist < threshold * std
     counts = torch.bincount(nearest[good], minlength=len(modes)).float()
     n_good = int(good.sum())

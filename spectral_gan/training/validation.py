@@ -123,11 +123,12 @@ def check_augment_fits_data(cfg: DictConfig, settings: GANSettings) -> None:
     from hydra.utils import get_class
 
     try:
-        kind = getattr(get_class(target), "kind", "image")
+        module = get_class(target)
     except Exception:  # a bad _target_ gets instantiate's own error, with its name, later
         return
+    kind = getattr(module, "kind", "image")
     if kind != "image":
-        name = getattr(get_class(target), "dataset_name", target)
+        name = getattr(module, "dataset_name", target)
         raise ConfigError(f"augment=diffaugment transforms images, and data={name} holds {kind}: "
                           f"use augment=none")
 
