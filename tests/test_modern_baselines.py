@@ -164,8 +164,9 @@ def test_r3gan_recipe_trains_and_pairs_the_generator_loss_with_reals(cfg_factory
 
 
 @pytest.mark.parametrize("mixture", ["ring", "grid"])
-def test_2d_r3gan_presets_are_the_stable_presets_with_r3gans_recipe_only(cfg_factory, mixture):
-    """ring_r3gan / grid_r3gan differ from ring_stable / grid_stable in the normalization, the
+def test_2d_r3gan_presets_are_the_stable_bn_presets_with_r3gans_recipe_only(cfg_factory, mixture):
+    """ring_r3gan / grid_r3gan differ from ring_stable_bn / grid_stable_bn (the presets they were
+    measured beside, until 2026-12-05) in the normalization, the
     loss, the penalty and Adam's betas, and nothing else (data, networks, steps, EMA, learning
     rates), so the 2-D comparison of docs/results.md is of the recipe alone."""
     from omegaconf import OmegaConf
@@ -174,7 +175,7 @@ def test_2d_r3gan_presets_are_the_stable_presets_with_r3gans_recipe_only(cfg_fac
             "batch_size", "n_dis")
     plain = lambda v: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v  # noqa: E731
     r3, base = ({k: plain(cfg[k]) for k in keys} for cfg in (cfg_factory(f"experiment={mixture}_{name}", fast=False)
-                                            for name in ("r3gan", "stable")))
+                                            for name in ("r3gan", "stable_bn")))
     assert (r3["loss"]["name"], r3["norm"]["weight"], r3["norm"]["penalty"],
             r3["norm"]["penalty_weight"]) == ("rpgan", "none", "r1r2", 0.1)
     assert [r3["optimizer"][w]["betas"] for w in "gd"] == [[0.0, 0.99]] * 2
