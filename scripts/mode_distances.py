@@ -66,11 +66,11 @@ def main() -> int:
                         help="draw in train mode in batches of N, as training does (0: eval mode)")
     parser.add_argument("--json", help="write the rows here too")
     args = parser.parse_args()
+    if args.batch_stats < 0:
+        parser.error("--batch-stats must be a batch size >= 1, or 0 for eval mode")
     rows = []
     for run in args.runs:
         ckpt = run if run.endswith(".ckpt") else os.path.join(run, "checkpoints", "last.ckpt")
-        if args.batch_stats < 0:
-            parser.error("--batch-stats must be a batch size >= 1, or 0 for eval mode")
         rows.append(distances(ckpt, args.weights, batch_stats=args.batch_stats))
         r = rows[-1]
         print(f"{run}: high quality {r['high_quality']:.1%}, near miss (3-6 std) "
